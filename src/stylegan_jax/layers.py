@@ -1,0 +1,274 @@
+"""Primitive layers of the official StyleGAN (NVlabs/stylegan ``networks_stylegan.py``), NHWC.
+
+Every weight uses the equalized learning rate of the official ``get_weight``: it is stored as
+N(0, 1/lrmul) and multiplied at run time by ``gain / sqrt(fan_in) * lrmul``, with fan_in the
+product of all weight dims but the last. Biases are stored at 0 and multiplied by ``lrmul``.
+Parameters stay float32; ``dtype`` is the compute dtype of convolutions and matmuls (bf16 on
+GPU/TPU); normalisations and statistics always run in float32 as in the official code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Dtype = jnp.dtype
+SQRT2 = math.sqrt(2.0)
+LRELU_SLOPE = 0.2
+EPS = 1e-8
+
+
+def equalized_scale(fan_in: int, gain: float, lrmul: float) -> float:
+    """Run-time weight multiplier of an equalized-lr layer: ``gain / sqrt(fan_in) * lrmul``."""
+    return gain / math.sqrt(fan_in) * lrmul
+
+
+def _equalized_init(lrmul: float) -> nn.initializers.Initializer:
+    """Stored weights are N(0, 1/lrmul) so that the runtime product has std he_std."""
+    return nn.initializers.normal(stddev=1.0 / lrmul)
+
+
+def lrelu(x: jax.Array) -> jax.Array:
+    """Leaky ReLU with slope 0.2 (official ``leaky_relu``)."""
+    return jax.nn.leaky_relu(x, LRELU_SLOPE)
+
+
+def pixel_norm(x: jax.Array, eps: float = EPS) -> jax.Array:
+    """Normalise each feature vector to unit RMS over the channel (last) axis."""
+    x32 = x.astype(jnp.float32)
+    return (x32 * jax.lax.rsqrt(jnp.mean(x32**2, axis=-1, keepdims=True) + eps)).astype(x.dtype)
+
+
+def instance_norm(x: jax.Array, eps: float = EPS) -> jax.Array:
+    """Per-sample, per-channel spatial normalisation (biased variance, eps 1e-8), in float32."""
+    x32 = x.astype(jnp.float32)
+    x32 = x32 - jnp.mean(x32, axis=(1, 2), keepdims=True)
+    x32 = x32 * jax.lax.rsqrt(jnp.mean(x32**2, axis=(1, 2), keepdims=True) + eps)
+    return x32.astype(x.dtype)
+
+
+def blur(x: jax.Array) -> jax.Array:
+    """Depthwise [1,2,1] x [1,2,1] / 16 filter, zero ('SAME') padding, stride 1.
+
+    Written as two separable 3-tap sums over static slices, which XLA fuses into one pass.
+    The filter is symmetric, so its gradient (the flipped filter) is the filter itself.
+    """
+
+    def along(axis: int, y: jax.Array) -> jax.Array:
+        pad = [(0, 0)] * y.ndim
+        pad[axis] = (1, 1)
+        yp = jnp.pad(y, pad)
+        n = y.shape[axis]
+        take = lambda start: jax.lax.slice_in_dim(yp, start, start + n, axis=axis)  # noqa: E731
+        return (take(0) + 2 * take(1) + take(2)) * 0.25
+
+    return along(2, along(1, x))
+
+
+def upscale2d(x: jax.Array, factor: int = 2) -> jax.Array:
+    """Nearest-neighbour upsampling by an integer factor (official ``upscale2d``)."""
+    if factor == 1:
+        return x
+    n, h, w, c = x.shape
+    x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, factor, w, factor, c))
+    return x.reshape(n, h * factor, w * factor, c)
+
+
+def downscale2d(x: jax.Array, factor: int = 2) -> jax.Array:
+    """Box-filter downsampling: the mean of each ``factor x factor`` block."""
+    if factor == 1:
+        return x
+    n, h, w, c = x.shape
+    return x.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+
+
+def _conv(x: jax.Array, w: jax.Array, stride: int = 1, padding="SAME", lhs_dilation=None):
+    return jax.lax.conv_general_dilated(
+        x, w, window_strides=(stride, stride), padding=padding, lhs_dilation=lhs_dilation,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+
+
+def _shifted_sum_kernel(w: jax.Array) -> jax.Array:
+    """3x3 kernel -> 4x4: zero-pad to 5x5 and add its four 2x2-shifted copies (official)."""
+    w = jnp.pad(w, ((1, 1), (1, 1), (0, 0), (0, 0)))
+    return w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
+
+
+def fused_upscale_conv(x: jax.Array, w: jax.Array) -> jax.Array:
+    """Official ``upscale2d_conv2d`` (fused): transposed stride-2 conv with the 4x4 shifted-sum
+    kernel (no x0.25), as TF ``conv2d_transpose(..., padding='SAME')`` computes it.
+
+    It equals nearest upsampling followed by a SAME conv with the spatially flipped 3x3 kernel
+    (tested); the fused form does the work of a 3x3 conv at low resolution only.
+    """
+    k = _shifted_sum_kernel(w)[::-1, ::-1]  # a transposed conv correlates with the flipped kernel
+    return _conv(x, k, padding=((2, 2), (2, 2)), lhs_dilation=(2, 2))
+
+
+def fused_conv_downscale(x: jax.Array, w: jax.Array) -> jax.Array:
+    """Official ``conv2d_downscale2d`` (fused): stride-2 conv with the 4x4 shifted-sum kernel x0.25.
+
+    Equals a 3x3 SAME conv followed by 2x2 average pooling (tested), at a quarter of the cost.
+    """
+    k = _shifted_sum_kernel(w) * 0.25
+    return _conv(x, k, stride=2, padding=((1, 1), (1, 1)))
+
+
+def minibatch_stddev(x: jax.Array, group_size: int = 4, num_features: int = 1,
+                     num_shards: int = 1) -> jax.Array:
+    """Append the minibatch standard deviation as extra channels (official ``minibatch_stddev_layer``).
+
+    Within each of ``num_shards`` contiguous chunks of the batch (one per device under
+    data parallelism, so groups never span devices, as in the official per-GPU graph) the
+    samples are grouped with the official *strided* grouping: with ``G = min(group_size, n)``
+    and ``M = n // G``, group ``m`` holds samples ``m, m + M, m + 2M, ...``. Per group: biased
+    variance over the group, ``sqrt(var + 1e-8)``, mean over H, W and the channels of each of the
+    ``num_features`` channel splits; the result is tiled over the group's samples.
+    """
+    n, h, w, c = x.shape
+    if n % num_shards:
+        raise ValueError(f"batch {n} is not divisible by num_shards={num_shards}")
+    local = n // num_shards
+    g = min(group_size, local)
+    if local % g:
+        raise ValueError(f"per-shard batch {local} is not divisible by the mbstd group size {g}")
+    f = num_features
+    if c % f:
+        raise ValueError(f"{c} channels are not divisible by mbstd num_features={f}")
+    m = local // g
+    y = x.astype(jnp.float32).reshape(num_shards, g, m, h, w, f, c // f)
+    y = y - y.mean(axis=1, keepdims=True)
+    y = jnp.sqrt((y**2).mean(axis=1) + EPS)  # [S, M, H, W, F, C/F]
+    y = y.mean(axis=(2, 3, 5))  # [S, M, F]
+    y = jnp.broadcast_to(y[:, None, :, None, None, :], (num_shards, g, m, h, w, f))
+    return jnp.concatenate([x, y.reshape(n, h, w, f).astype(x.dtype)], axis=-1)
+
+
+class Dense(nn.Module):
+    """Equalized-lr fully-connected layer, optional bias (both scaled by ``lrmul``)."""
+
+    features: int
+    gain: float = SQRT2
+    lrmul: float = 1.0
+    use_bias: bool = True
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        fan_in = x.shape[-1]
+        kernel = self.param("kernel", _equalized_init(self.lrmul), (fan_in, self.features))
+        scale = equalized_scale(fan_in, self.gain, self.lrmul)
+        y = jnp.dot(x.astype(self.dtype), (kernel * scale).astype(self.dtype))
+        if self.use_bias:
+            y = Bias(lrmul=self.lrmul, dtype=self.dtype, name="bias")(y)
+        return y
+
+
+class Bias(nn.Module):
+    """Per-channel bias, init 0, scaled by ``lrmul`` at run time (official ``apply_bias``).
+
+    A module of its own (rather than a conv's built-in bias) because G adds it *after* the
+    noise input, as the official layer epilogue does.
+    """
+
+    lrmul: float = 1.0
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        b = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
+        return x + (b * self.lrmul).astype(x.dtype)
+
+
+class Conv2D(nn.Module):
+    """Equalized-lr KxK convolution without bias, optionally fused with 2x up- or downsampling.
+
+    ``resample``: ``None``; ``'up'`` (nearest-up then conv, or the fused transposed conv when
+    ``fused``); ``'down'`` (conv then 2x2 average, or the fused stride-2 conv when ``fused``).
+    The kernel is stored HWIO as ``[k, k, C_in, C_out]`` like the official one.
+    """
+
+    features: int
+    kernel_size: int = 3
+    gain: float = SQRT2
+    resample: str | None = None
+    fused: bool = False
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, cin = self.kernel_size, x.shape[-1]
+        kernel = self.param("kernel", _equalized_init(1.0), (k, k, cin, self.features))
+        w = (kernel * equalized_scale(k * k * cin, self.gain, 1.0)).astype(self.dtype)
+        x = x.astype(self.dtype)
+        if self.resample == "up":
+            return fused_upscale_conv(x, w) if self.fused else _conv(upscale2d(x), w)
+        if self.resample == "down":
+            return fused_conv_downscale(x, w) if self.fused else downscale2d(_conv(x, w))
+        if self.resample is not None:
+            raise ValueError(f"resample must be None, 'up' or 'down', got {self.resample!r}")
+        return _conv(x, w)
+
+
+class NoiseInput(nn.Module):
+    """Add per-pixel noise scaled by a learned per-channel strength (init 0, no wscale).
+
+    ``noise`` is ``[N or 1, H, W, 1]``; ``None`` draws a fresh N(0, 1) map from the ``'noise'``
+    RNG stream on every call (the official ``randomize_noise=True``).
+    """
+
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, noise: jax.Array | None = None) -> jax.Array:
+        strength = self.param("strength", nn.initializers.zeros, (x.shape[-1],))
+        n, h, w, _ = x.shape
+        if noise is None:
+            noise = draw_noise(self, (n, h, w, 1))
+        elif noise.ndim != 4 or noise.shape[1:] != (h, w, 1) or noise.shape[0] not in (1, n):
+            raise ValueError(f"{self.name}: noise must have shape [{n} or 1, {h}, {w}, 1], "
+                             f"got {tuple(noise.shape)}")
+        return x + (noise.astype(jnp.float32) * strength).astype(x.dtype)
+
+
+def draw_noise(module: nn.Module, shape: tuple[int, ...]) -> jax.Array:
+    """N(0, 1) noise from the module's ``'noise'`` RNG stream (zeros while initialising)."""
+    if module.is_initializing() and not module.has_rng("noise"):
+        return jnp.zeros(shape, jnp.float32)
+    if not module.has_rng("noise"):
+        raise ValueError(
+            "random noise inputs need an RNG: call apply(..., rngs={'noise': key}), or pass "
+            "explicit noise=[...] (see SynthesisNetwork.noise_shapes), or use_noise=False")
+    return jax.random.normal(module.make_rng("noise"), shape, jnp.float32)
+
+
+class StyleMod(nn.Module):
+    """AdaIN style: an affine map of ``w`` (gain 1) to per-channel (scale, bias), then
+    ``x * (scale + 1) + bias`` (official ``style_mod``)."""
+
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        style = Dense(2 * c, gain=1.0, dtype=jnp.float32, name="affine")(w)
+        scale, bias = style[:, None, None, :c], style[:, None, None, c:]
+        return (x.astype(jnp.float32) * (scale + 1) + bias).astype(x.dtype)
+
+
+def resolution_log2(resolution: int) -> int:
+    """log2 of a power-of-two resolution >= 4, with a clear error otherwise."""
+    r = int(np.log2(resolution)) if resolution > 0 else 0
+    if resolution < 4 or 2**r != resolution:
+        raise ValueError(f"resolution must be a power of two >= 4, got {resolution}")
+    return r
+
+
+def num_features(stage: int, fmap_base: int, fmap_decay: float, fmap_max: int) -> int:
+    """Official ``nf(stage) = min(int(fmap_base / 2**(stage * fmap_decay)), fmap_max)``."""
+    return min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
