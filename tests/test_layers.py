@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from stylegan_jax import layers as L
+from stylegan_jax import layers as L  # noqa: N812
 
 RNG = np.random.default_rng(0)
 

@@ -13,10 +13,11 @@ from absl import flags
 from ml_collections import config_flags
 
 
-def _config_flag(fv: flags.FlagValues) -> flags.FlagHolder:
+def _config_flag(fv: flags.FlagValues, prog: str, argv: Sequence[str]) -> flags.FlagHolder:
+    """``--config FILE`` plus its ``--config.field=value`` overrides, read from ``argv``."""
     return config_flags.DEFINE_config_file(
         "config", None, "Experiment config file (experiments/*.py).", flag_values=fv,
-        lock_config=True,
+        lock_config=True, sys_argv=[prog, *argv],
     )
 
 
@@ -30,8 +31,9 @@ def _parse(fv: flags.FlagValues, prog: str, argv: Sequence[str]) -> None:
 def summary(argv: Sequence[str]) -> None:
     """Print the layer table of G and D (parameter counts per layer and totals)."""
     fv = flags.FlagValues()
-    config = _config_flag(fv)
-    _parse(fv, "stylegan-jax summary", argv)
+    prog = "stylegan-jax summary"
+    config = _config_flag(fv, prog, argv)
+    _parse(fv, prog, argv)
     if config.value is None:
         raise SystemExit("stylegan-jax summary: --config FILE is required")
     from stylegan_jax import summary as summary_lib
@@ -39,8 +41,79 @@ def summary(argv: Sequence[str]) -> None:
     print(summary_lib.network_summary(config.value))
 
 
+def prepare(argv: Sequence[str]) -> None:
+    """Build a dataset (ffhq, image_folder or digits) for training, without TensorFlow."""
+    prog = "stylegan-jax prepare"
+    fv = flags.FlagValues()
+    dataset = flags.DEFINE_enum("dataset", None, ["ffhq", "image_folder", "digits"],
+                                "Which builder.", flag_values=fv)
+    data_dir = flags.DEFINE_string("data_dir", None, "Where prepared datasets live.",
+                                   flag_values=fv)
+    source = flags.DEFINE_string("source", None, "ffhq: folder or zip holding "
+                                 "images1024x1024; image_folder: folder or zip of images.",
+                                 flag_values=fv)
+    resolution = flags.DEFINE_integer("resolution", None, "Stored resolution, a power of "
+                                      "two (default: ffhq 1024, image_folder 256).",
+                                      flag_values=fv)
+    fit = flags.DEFINE_enum("fit", "crop", ["crop", "pad"], "image_folder: centre-crop or "
+                            "black-pad non-square images.", flag_values=fv)
+    skip_bad = flags.DEFINE_bool("skip_bad", False, "Skip unusable source files (with a "
+                                 "warning) instead of stopping.", flag_values=fv)
+    overwrite = flags.DEFINE_bool("overwrite", False, "Replace an existing prepared copy.",
+                                  flag_values=fv)
+    workers = flags.DEFINE_integer("workers", None, "Decoding threads (default: all cores).",
+                                   flag_values=fv)
+    _parse(fv, prog, argv)
+    if dataset.value is None or data_dir.value is None:
+        raise SystemExit(f"{prog}: --dataset and --data_dir are required")
+    from stylegan_jax.data import builders
+    from stylegan_jax.data import prepare as prepare_lib
+
+    try:
+        done = prepare_lib.prepare_dataset(
+            dataset.value, data_dir.value, source=source.value, resolution=resolution.value,
+            fit=fit.value, skip_bad=skip_bad.value, overwrite=overwrite.value,
+            workers=workers.value)
+    except (builders.SourceError, FileExistsError, FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"{prog}: {e}") from None
+    if done.skipped:
+        print(f"warning: skipped {len(done.skipped)} unusable source files", file=sys.stderr)
+    labels = f", {done.num_classes} classes" if done.num_classes else ""
+    print(f"Prepared {done.num_examples} images{labels} as '{done.name}' in {done.path}\n"
+          f"Train or benchmark with --data_dir {data_dir.value} --dataset {done.name}")
+
+
+def data_bench(argv: Sequence[str]) -> None:
+    """Print the images/s of the input pipeline alone."""
+    prog = "stylegan-jax data-bench"
+    fv = flags.FlagValues()
+    data_dir = flags.DEFINE_string("data_dir", None, "Where prepared datasets live.",
+                                   flag_values=fv)
+    dataset = flags.DEFINE_string("dataset", None, "Prepared dataset, e.g. digits or "
+                                  "ffhq/256 (as printed by prepare).", flag_values=fv)
+    batch = flags.DEFINE_integer("batch", 64, "Global batch size.", flag_values=fv)
+    steps = flags.DEFINE_integer("steps", 50, "Timed batches.", flag_values=fv)
+    workers = flags.DEFINE_integer("workers", None, "Reader threads (default: cores, <=32).",
+                                   flag_values=fv)
+    prefetch = flags.DEFINE_integer("prefetch", 4, "Host batches in flight.", flag_values=fv)
+    mirror = flags.DEFINE_bool("mirror", True, "Random horizontal flips.", flag_values=fv)
+    _parse(fv, prog, argv)
+    if data_dir.value is None or dataset.value is None:
+        raise SystemExit(f"{prog}: --data_dir and --dataset are required")
+    from stylegan_jax.data.bench import images_per_second
+    from stylegan_jax.data.pipeline import InputPipeline
+
+    with InputPipeline(data_dir.value, dataset.value, mirror=mirror.value,
+                       workers=workers.value, prefetch=prefetch.value) as pipeline:
+        rate = images_per_second(pipeline, batch.value, steps.value)
+        print(f"{dataset.value}: {pipeline.num_examples} images of {pipeline.resolution}x"
+              f"{pipeline.resolution}, batch {batch.value}: {rate:,.0f} images/s")
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "summary": summary,
+    "prepare": prepare,
+    "data-bench": data_bench,
 }
 
 

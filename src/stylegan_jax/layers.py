@@ -121,7 +121,7 @@ def fused_conv_downscale(x: jax.Array, w: jax.Array) -> jax.Array:
 
 def minibatch_stddev(x: jax.Array, group_size: int = 4, num_features: int = 1,
                      num_shards: int = 1) -> jax.Array:
-    """Append the minibatch standard deviation as extra channels (official ``minibatch_stddev_layer``).
+    """Append the minibatch stddev as extra channels (official ``minibatch_stddev_layer``).
 
     Within each of ``num_shards`` contiguous chunks of the batch (one per device under
     data parallelism, so groups never span devices, as in the official per-GPU graph) the

@@ -116,9 +116,19 @@ class MappingNetwork(nn.Module):
         return x.astype(jnp.float32)
 
 
-class LayerEpilogue(nn.Module):
-    """Official layer epilogue: noise -> bias -> lrelu -> [pixel norm] -> [instance norm] -> style."""
+class SynthesisLayer(nn.Module):
+    """One synthesis layer: its input op, then the official epilogue
+    noise -> bias -> lrelu -> [pixel norm] -> [instance norm] -> style modulation.
 
+    ``op``: ``'const'`` (learned 4x4 constant, init ones), ``'dense'`` (the "traditional"
+    input: dense from w, gain sqrt(2)/4, reshaped NCHW like the official graph), ``'conv'``
+    (3x3) or ``'conv_up'`` (2x upsampling 3x3 conv, fused when ``fused``, then blur).
+    """
+
+    features: int
+    op: str = "conv"
+    fused: bool = False
+    use_blur: bool = True
     use_noise: bool = True
     use_pixel_norm: bool = False
     use_instance_norm: bool = True
@@ -126,7 +136,24 @@ class LayerEpilogue(nn.Module):
     dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, w: jax.Array, noise: jax.Array | None) -> jax.Array:
+    def __call__(self, x: jax.Array | None, w: jax.Array,
+                 noise: jax.Array | None = None) -> jax.Array:
+        n = w.shape[0]
+        if self.op == "const":
+            const = self.param("const", nn.initializers.ones, (1, 4, 4, self.features))
+            x = jnp.broadcast_to(const, (n, 4, 4, self.features)).astype(self.dtype)
+        elif self.op == "dense":
+            x = Dense(self.features * 16, gain=SQRT2 / 4, use_bias=False, dtype=self.dtype,
+                      name="Dense")(w)
+            x = x.reshape(n, self.features, 4, 4).transpose(0, 2, 3, 1)
+        elif self.op in ("conv", "conv_up"):
+            up = self.op == "conv_up"
+            x = Conv2D(self.features, resample="up" if up else None, fused=self.fused,
+                       dtype=self.dtype, name="Conv")(x)
+            if up and self.use_blur:
+                x = blur(x)
+        else:
+            raise ValueError(f"unknown synthesis layer op {self.op!r}")
         if self.use_noise:
             x = NoiseInput(dtype=self.dtype, name="Noise")(x, noise)
         x = lrelu(Bias(dtype=self.dtype, name="Bias")(x))
@@ -165,14 +192,15 @@ class SynthesisNetwork(nn.Module):
     def nf(self, stage: int) -> int:
         return num_features(stage, self.fmap_base, self.fmap_decay, self.fmap_max)
 
-    def noise_shapes(self, current_resolution: int | None = None) -> list[tuple[int, int, int, int]]:
+    def noise_shapes(self, current_resolution: int | None = None) -> list[tuple[int, ...]]:
         """Shapes ``[1, h, w, 1]`` of the per-layer noise inputs up to the current resolution."""
         n = num_style_layers(current_resolution or self.resolution)
         return [(1, 2 ** (i // 2 + 2), 2 ** (i // 2 + 2), 1) for i in range(n)]
 
-    def _epilogue(self, name: str) -> LayerEpilogue:
-        return LayerEpilogue(self.use_noise, self.use_pixel_norm, self.use_instance_norm,
-                             self.use_styles, dtype=self.dtype, name=name)
+    def _layer(self, features: int, op: str, name: str, fused: bool = False) -> SynthesisLayer:
+        return SynthesisLayer(features, op, fused, self.use_blur, self.use_noise,
+                              self.use_pixel_norm, self.use_instance_norm, self.use_styles,
+                              dtype=self.dtype, name=name)
 
     def _to_rgb_layers(self, full_log2: int, cur_log2: int) -> dict[int, ConvLayer]:
         """ToRGB layers (1x1, gain 1, no activation) by log2 resolution: the two the current
@@ -202,33 +230,21 @@ class SynthesisNetwork(nn.Module):
         elif len(noise) != n_layers:
             raise ValueError(f"noise must list {n_layers} arrays (one per layer up to "
                              f"{cur}x{cur}), got {len(noise)}")
-        n = dlatents.shape[0]
         w = dlatents.astype(jnp.float32)
 
-        # 4x4 block.
         if self.const_input_layer:
-            const = self.param("Const", nn.initializers.ones, (1, 4, 4, self.nf(1)))
-            x = jnp.broadcast_to(const, (n, 4, 4, self.nf(1))).astype(self.dtype)
-        else:  # traditional input: dense from w[0], reshaped NCHW like the official graph
-            x = Dense(self.nf(1) * 16, gain=SQRT2 / 4, use_bias=False, dtype=self.dtype,
-                      name="4x4_Dense")(w[:, 0])
-            x = x.reshape(n, self.nf(1), 4, 4).transpose(0, 2, 3, 1)
-        x = self._epilogue("4x4_Const" if self.const_input_layer else "4x4_DenseEpilogue")(
-            x, w[:, 0], noise[0])
-        x = Conv2D(self.nf(1), dtype=self.dtype, name="4x4_Conv")(x)
-        x = self._epilogue("4x4_ConvEpilogue")(x, w[:, 1], noise[1])
-
+            x = self._layer(self.nf(1), "const", "4x4_Const")(None, w[:, 0], noise[0])
+        else:
+            x = self._layer(self.nf(1), "dense", "4x4_Dense")(None, w[:, 0], noise[0])
+        x = self._layer(self.nf(1), "conv", "4x4_Conv")(x, w[:, 1], noise[1])
         features = {2: x}
         for r in range(3, cur_log2 + 1):
             res = 2**r
-            x = Conv2D(self.nf(r - 1), resample="up", fused=_use_fused(self.fused_scale, res),
-                       dtype=self.dtype, name=f"{res}x{res}_Conv0_up")(x)
-            if self.use_blur:
-                x = blur(x)
-            x = self._epilogue(f"{res}x{res}_Conv0_upEpilogue")(x, w[:, 2 * r - 4],
-                                                                   noise[2 * r - 4])
-            x = Conv2D(self.nf(r - 1), dtype=self.dtype, name=f"{res}x{res}_Conv1")(x)
-            x = self._epilogue(f"{res}x{res}_Conv1Epilogue")(x, w[:, 2 * r - 3], noise[2 * r - 3])
+            x = self._layer(self.nf(r - 1), "conv_up", f"{res}x{res}_Conv0_up",
+                            fused=_use_fused(self.fused_scale, res))(x, w[:, 2 * r - 4],
+                                                                      noise[2 * r - 4])
+            x = self._layer(self.nf(r - 1), "conv", f"{res}x{res}_Conv1")(x, w[:, 2 * r - 3],
+                                                                          noise[2 * r - 3])
             features[r] = x
 
         to_rgb = self._to_rgb_layers(full_log2, cur_log2)
@@ -316,7 +332,8 @@ class Generator(nn.Module):
                              f"[N, {self.num_layers}, {self.dlatent_size}], got {tuple(w.shape)}")
         return w
 
-    def truncate(self, w: jax.Array, psi: jax.Array | float, cutoff: int | None = None) -> jax.Array:
+    def truncate(self, w: jax.Array, psi: jax.Array | float,
+                 cutoff: int | None = None) -> jax.Array:
         """Official truncation trick on per-layer w: layers ``< cutoff`` move toward ``w_avg``."""
         cutoff = self.truncation_cutoff if cutoff is None else cutoff
         if not 0 <= cutoff <= self.num_layers:
