@@ -1,0 +1,157 @@
+"""Reading source images: folder or zip listing, decoding to RGB uint8, and resizing.
+
+Everything here is numpy + Pillow (no TensorFlow). Pillow releases the GIL while decoding,
+so the thread pools used by the builders scale with cores.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import zipfile
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+from typing import Literal, TypeVar
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp"})
+Fit = Literal["crop", "pad"]
+
+# A truncated file must fail loudly, never decode to a partly grey image.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+class BadImageError(ValueError):
+    """A source file that cannot become a training image; the message says why."""
+
+
+class ImageSource:
+    """The image files under a folder (recursive) or inside a zip archive, in sorted order.
+
+    ``keys`` are POSIX paths relative to the folder (or zip members). Hidden files, macOS
+    ``__MACOSX`` debris and files whose extension is not in ``extensions`` (e.g. a LICENSE
+    or JSON next to the images) are not listed. ``read`` is thread-safe.
+    """
+
+    def __init__(self, path: str | Path, extensions: Collection[str] = IMAGE_EXTENSIONS):
+        self.path = Path(path).expanduser()
+        self._zip: zipfile.ZipFile | None = None
+        self._lock = threading.Lock()
+        if self.path.is_dir():
+            names = (p.relative_to(self.path).as_posix()
+                     for p in self.path.rglob("*") if p.is_file())
+        elif self.path.is_file() and zipfile.is_zipfile(self.path):
+            self._zip = zipfile.ZipFile(self.path)
+            names = (i.filename for i in self._zip.infolist() if not i.is_dir())
+        elif self.path.exists():
+            raise FileNotFoundError(f"{self.path} is neither a folder nor a zip archive")
+        else:
+            raise FileNotFoundError(f"source {self.path} does not exist")
+        self.keys: list[str] = sorted(n for n in names if _is_image_name(n, extensions))
+
+    def read(self, key: str) -> bytes:
+        if self._zip is None:
+            return (self.path / key).read_bytes()
+        with self._lock:  # ZipFile shares one file handle between members
+            return self._zip.read(key)
+
+
+def _is_image_name(name: str, extensions: Collection[str]) -> bool:
+    parts = PurePosixPath(name).parts
+    if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+        return False
+    return PurePosixPath(name).suffix.lower() in extensions
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """Decodes an image file fully into RGB uint8 ``[H, W, 3]``.
+
+    Conversions: palette, grayscale and CMYK go through Pillow's RGB conversion; 16-bit
+    grayscale (``I;16``/``I``) is rescaled from 0..65535 to 0..255 (Pillow's own conversion
+    would clip it); alpha is composited over black, the same colour as ``pad`` borders.
+    Raises ``BadImageError`` for anything Pillow cannot decode completely.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return _to_rgb(img)
+    except BadImageError:
+        raise
+    except UnidentifiedImageError:
+        raise BadImageError("not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise BadImageError(f"cannot decode: {e}") from None
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        gray = np.asarray(img, dtype=np.float64)
+        gray = np.rint(np.clip(gray, 0, 65535) * (255 / 65535)).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if img.mode == "F":
+        raise BadImageError("floating-point images are not supported")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(black, rgba)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def box_downsample(image: np.ndarray, resolution: int) -> np.ndarray:
+    """Official StyleGAN ``dataset_tool.py`` resizing: repeated 2x2 box averaging in float32
+    from the square power-of-two source down to ``resolution``, then ``rint`` to uint8.
+
+    Works on ``[..., H, W, C]``. The float chain is exact (sums of uint8 stay below 2**24), so
+    this equals the per-level quantisation of the official tool.
+    """
+    size = image.shape[-2]
+    if image.shape[-3] != size or size < resolution or size % resolution:
+        raise ValueError(f"cannot box-downsample {image.shape[-3]}x{size} to {resolution}")
+    x = image.astype(np.float32)
+    while x.shape[-2] > resolution:
+        x = (x[..., 0::2, 0::2, :] + x[..., 0::2, 1::2, :]
+             + x[..., 1::2, 0::2, :] + x[..., 1::2, 1::2, :]) * 0.25
+    return np.rint(x).clip(0, 255).astype(np.uint8)
+
+
+def fit_square(image: np.ndarray, resolution: int, fit: Fit) -> np.ndarray:
+    """Makes an RGB image square (``crop``: central square; ``pad``: centred on black) and
+    resizes it to ``resolution`` with Pillow's antialiased Lanczos filter."""
+    h, w = image.shape[:2]
+    if fit == "crop":
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        square = image[top:top + side, left:left + side]
+    elif fit == "pad":
+        side = max(h, w)
+        square = np.zeros((side, side, 3), np.uint8)
+        top, left = (side - h) // 2, (side - w) // 2
+        square[top:top + h, left:left + w] = image
+    else:
+        raise ValueError(f"fit must be 'crop' or 'pad', got {fit!r}")
+    if side == resolution:
+        return np.ascontiguousarray(square)
+    resized = Image.fromarray(square).resize((resolution, resolution), Image.Resampling.LANCZOS)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def ordered_map(fn: Callable[[_T], _R], items: Iterable[_T], workers: int,
+                window: int | None = None) -> Iterator[_R]:
+    """``map(fn, items)`` on a thread pool, in order, with at most ``window`` results in
+    flight (bounded memory, unlike ``Executor.map`` which submits everything at once)."""
+    window = window or 4 * workers
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        for future in pending:
+            yield future.result()

@@ -1,0 +1,70 @@
+"""``stylegan-jax prepare``: validate a source, then build it into an ``array_record`` dataset.
+
+Order of work: check every source image (nothing written yet), then write; any failure while
+writing removes what this build created, so ``data_dir`` never holds a half-written dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import tensorflow_datasets as tfds
+
+from stylegan_jax.data import builders
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """Where a prepared dataset lives and what it holds."""
+
+    name: str  # what the input pipeline and ``data-bench --dataset`` take, e.g. "ffhq/256"
+    path: Path  # data_dir/name/config/version
+    num_examples: int
+    skipped: tuple[str, ...]  # source files left out by --skip_bad
+    num_classes: int
+
+
+def prepare_dataset(dataset: str, data_dir: str | os.PathLike, *,
+                    source: str | os.PathLike | None = None, resolution: int | None = None,
+                    fit: str = "crop", skip_bad: bool = False, overwrite: bool = False,
+                    workers: int | None = None) -> Prepared:
+    """Builds ``dataset`` (``ffhq``, ``image_folder`` or ``digits``) into ``data_dir``.
+
+    ``source`` is the FFHQ manual directory / zip or the user's image folder / zip;
+    ``resolution`` defaults to 1024 for ffhq and 256 for image_folder; ``fit`` is ``crop`` or
+    ``pad`` (image_folder only). Raises ``builders.SourceError`` (bad or missing source, bad
+    files unless ``skip_bad``) and ``FileExistsError`` (already prepared, unless
+    ``overwrite``, which deletes the old copy once the source has passed validation).
+    """
+    if dataset not in builders.BUILDERS:
+        raise ValueError(f"unknown dataset {dataset!r}; one of {sorted(builders.BUILDERS)}")
+    config = builders.config_name(dataset, resolution, fit)
+    data_dir = Path(data_dir).expanduser().absolute()
+    builder = builders.BUILDERS[dataset](config=config, data_dir=os.fspath(data_dir),
+                                         file_format="array_record", workers=workers)
+    name = f"{dataset}/{config}"
+    if Path(builder.data_dir).exists() and not overwrite:
+        raise FileExistsError(f"{name} is already prepared in {builder.data_dir} "
+                              "(--overwrite replaces it)")
+    plan = builder.check_source(source, skip_bad=skip_bad)
+
+    new_dirs = [d for d in (data_dir, data_dir / dataset, data_dir / dataset / config)
+                if not d.exists()]
+    mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
+            else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+    try:
+        with tempfile.TemporaryDirectory(prefix="stylegan-jax-prepare-") as scratch:
+            builder.download_and_prepare(
+                download_dir=scratch,
+                download_config=tfds.download.DownloadConfig(download_mode=mode))
+    except BaseException:
+        if new_dirs:
+            shutil.rmtree(new_dirs[0], ignore_errors=True)
+        raise
+    return Prepared(name=name, path=Path(builder.data_dir),
+                    num_examples=builder.info.splits["train"].num_examples,
+                    skipped=tuple(sorted(plan.skipped)), num_classes=len(plan.class_names))
