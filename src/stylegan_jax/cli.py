@@ -110,8 +110,58 @@ def data_bench(argv: Sequence[str]) -> None:
               f"{pipeline.resolution}, batch {batch.value}: {rate:,.0f} images/s")
 
 
+def train(argv: Sequence[str]) -> None:
+    """Train (or resume) a StyleGAN: --config FILE --workdir DIR."""
+    prog = "stylegan-jax train"
+    fv = flags.FlagValues()
+    config = _config_flag(fv, prog, argv)
+    workdir = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, logs, grids. "
+                                  "A run with a checkpoint there resumes.", flag_values=fv)
+    coordinator = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 "
+                                      "for a multi-process run started by hand (TPU pods and "
+                                      "Slurm are detected automatically).", flag_values=fv)
+    num_processes = flags.DEFINE_integer("num_processes", None, "With "
+                                         "--coordinator_address: the number of processes.",
+                                         flag_values=fv)
+    process_id = flags.DEFINE_integer("process_id", None, "With --coordinator_address: this "
+                                      "process's index.", flag_values=fv)
+    _parse(fv, prog, argv)
+    if config.value is None or workdir.value is None:
+        raise SystemExit(f"{prog}: --config FILE and --workdir DIR are required")
+    import logging
+
+    from stylegan_jax import parallel, training_loop
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    parallel.initialize_distributed(coordinator.value, num_processes.value, process_id.value)
+    try:
+        training_loop.train(config.value, workdir.value)
+    except (ValueError, FileNotFoundError, training_loop.NonFiniteError) as e:
+        raise SystemExit(f"{prog}: {e}") from None
+
+
+def bench_train(argv: Sequence[str]) -> None:
+    """Time the full training iteration on synthetic data: images/s and step time."""
+    prog = "stylegan-jax bench-train"
+    fv = flags.FlagValues()
+    config = _config_flag(fv, prog, argv)
+    resolution = flags.DEFINE_integer("resolution", None, "Phase resolution to time "
+                                      "(default: the config's).", flag_values=fv)
+    batch = flags.DEFINE_integer("batch", 32, "Global batch size.", flag_values=fv)
+    steps = flags.DEFINE_integer("steps", 20, "Timed iterations.", flag_values=fv)
+    _parse(fv, prog, argv)
+    if config.value is None:
+        raise SystemExit(f"{prog}: --config FILE is required")
+    from stylegan_jax.bench import bench_train as bench
+
+    print(bench(config.value, resolution.value or config.value.resolution, batch.value,
+                steps.value))
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "summary": summary,
+    "train": train,
+    "bench-train": bench_train,
     "prepare": prepare,
     "data-bench": data_bench,
 }

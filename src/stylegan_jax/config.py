@@ -14,7 +14,7 @@ _FUSED_SCALE = {"auto": "auto", "true": True, "false": False}
 
 
 def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
-    """Config F of the paper (FFHQ) at ``resolution``: networks part."""
+    """Config F of the paper (FFHQ) at ``resolution``: networks and the official 8-GPU recipe."""
     config = ml_collections.ConfigDict()
     config.resolution = resolution
     config.num_channels = 3
@@ -31,6 +31,43 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
         fmap_base=8192, fmap_decay=1.0, fmap_max=512, mbstd_group_size=4, mbstd_num_features=1,
         fused_scale="auto", use_blur=True,
     ))
+    # Data: a dataset prepared by `stylegan-jax prepare` (stored at `resolution`).
+    config.dataset = ml_collections.ConfigDict(dict(
+        name="ffhq", data_dir="data", mirror_augment=True, prefetch=4, workers=4))
+    # Official `training_schedule` kwargs (train.py, 8 GPUs); per-resolution dicts keyed by str.
+    config.sched = ml_collections.ConfigDict(dict(
+        lod_initial_resolution=8, lod_training_kimg=600.0, lod_transition_kimg=600.0,
+        minibatch_base=32, minibatch_dict={"4": 512, "8": 256, "16": 128, "32": 64, "64": 32},
+        G_lrate_base=0.001, G_lrate_dict={"128": 0.0015, "256": 0.002, "512": 0.003,
+                                          "1024": 0.003},
+        D_lrate_base=0.001, D_lrate_dict={"128": 0.0015, "256": 0.002, "512": 0.003,
+                                          "1024": 0.003},
+        lrate_rampup_kimg=0.0, tick_kimg_base=160.0,
+        tick_kimg_dict={"4": 160, "8": 140, "16": 120, "32": 100, "64": 80, "128": 60,
+                        "256": 40, "512": 30, "1024": 20},
+    ))
+    # Losses (official loss.py): G non-saturating logistic; D logistic + R1 (gamma 10).
+    # r1_scaling 'official' reproduces the official 4**-floor(lod) weakening of R1 at low
+    # resolution (its gradient is taken w.r.t. upsampled full-resolution reals); 'native'
+    # applies gamma at the current resolution as most ports do.
+    config.loss = ml_collections.ConfigDict(dict(
+        G="logistic_nonsaturating", D="logistic_r1", r1_gamma=10.0, r1_scaling="official",
+        wgan_lambda=10.0, wgan_epsilon=0.001, wgan_target=1.0))
+    # TF Adam as configured by the official train.py; state reset at every lod change.
+    config.opt = ml_collections.ConfigDict(dict(
+        beta1=0.0, beta2=0.99, epsilon=1e-8, reset_opt_for_new_lod=True))
+    config.G_smoothing_kimg = 10.0  # G EMA half-life in thousands of images
+    config.total_kimg = 25000.0
+    config.minibatch_repeats = 4  # schedule re-evaluated every 4 minibatches
+    config.max_nonfinite_steps = 50  # stop after this many non-finite updates in a row
+    config.compute_dtype = "float32"  # or "bfloat16" (params and Adam state stay float32)
+    config.seed = 1000
+    # Logging and checkpoints (ticks are sched.tick_kimg* thousand images long).
+    config.image_snapshot_ticks = 1
+    config.checkpoint_ticks = 1
+    config.keep_checkpoints = 3
+    config.snapshot_kimg = 1000.0  # one permanent checkpoint per this many kimg
+    config.grid_size = 8  # an 8x8 grid of fixed latents, EMA generator, no truncation
     return config
 
 

@@ -8,6 +8,8 @@ mesh axis, ``'data'``. Everything is plain ``jax.jit`` over global arrays carryi
 
 from __future__ import annotations
 
+import os
+
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -40,3 +42,25 @@ def data_sharding(mesh: Mesh) -> NamedSharding:
 def replicated_sharding(mesh: Mesh) -> NamedSharding:
     """Sharding of parameters and optimizer state: a full copy on every device."""
     return NamedSharding(mesh, PartitionSpec())
+
+
+def initialize_distributed(coordinator_address: str | None = None,
+                           num_processes: int | None = None,
+                           process_id: int | None = None) -> bool:
+    """Start ``jax.distributed`` when this is one process of several; returns whether it did.
+
+    An explicit coordinator address starts it with the given process count and id. Without
+    one, JAX's auto-detection is used when the environment says the job has several
+    processes (Cloud TPU pod slices, Slurm with several tasks, or ``JAX_COORDINATOR_ADDRESS``).
+    Must run before anything touches a device.
+    """
+    if coordinator_address:
+        jax.distributed.initialize(coordinator_address, num_processes, process_id)
+        return True
+    env = os.environ
+    multi_slurm = int(env.get("SLURM_NTASKS", "1")) > 1
+    multi_tpu = len([h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h]) > 1
+    if multi_slurm or multi_tpu or env.get("JAX_COORDINATOR_ADDRESS"):
+        jax.distributed.initialize()
+        return True
+    return False

@@ -1,0 +1,180 @@
+"""The training loop (official ``training_loop.py``): schedule, steps, ticks, logs, checkpoints.
+
+Kept apart from ``training.py`` (state and the compiled step) like NVlabs' ``training_loop``
+and ``loss`` modules, so the step can be tested and benchmarked without the loop's I/O.
+
+The host touches device values only at tick boundaries (logging, grids, checkpoints); in
+between it only enqueues batches and steps. A run resumes from the latest checkpoint in its
+workdir; SIGTERM/SIGINT save a checkpoint and stop cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm import tqdm
+
+from stylegan_jax import parallel, training
+from stylegan_jax.checkpoint import Checkpointer, StopSignal, network_mismatches
+from stylegan_jax.data.pipeline import InputPipeline
+from stylegan_jax.layers import upscale2d
+from stylegan_jax.logs import RunWriter, image_grid, to_uint8
+from stylegan_jax.schedule import ema_beta, training_schedule
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteError(RuntimeError):
+    """Raised when too many consecutive updates had non-finite gradients."""
+
+
+def _resume_or_init(config, workdir: Path, ckpt: Checkpointer, G, D, optimizer, mesh):
+    step = ckpt.latest_step()
+    if step is None:
+        return training.create_train_state(config, G, D, optimizer, mesh), {
+            "step": 0, "nimg": 0, "tick": 0, "phase_key": None}
+    saved = ckpt.restore_meta(step)
+    problems = network_mismatches(saved["config"], config)
+    if problems:
+        raise ValueError(
+            f"{workdir} holds a checkpoint (at {step} images) of a different network:\n  "
+            + "\n  ".join(problems)
+            + "\nUse another --workdir, or the config the run was started with.")
+    abstract = training.abstract_train_state(config, G, D, optimizer, mesh)
+    state, meta = ckpt.restore(abstract, step)
+    log.info("resumed from %s at %d images", ckpt.directory, meta["nimg"])
+    return state, meta
+
+
+def _check_dataset(config, pipeline: InputPipeline) -> None:
+    if pipeline.resolution != config.resolution:
+        raise ValueError(f"dataset {config.dataset.name!r} in {config.dataset.data_dir} stores "
+                         f"{pipeline.resolution}x{pipeline.resolution} images but "
+                         f"config.resolution is {config.resolution}")
+    if config.label_size and pipeline.num_classes != config.label_size:
+        raise ValueError(f"config.label_size is {config.label_size} but dataset "
+                         f"{config.dataset.name!r} has {pipeline.num_classes} classes")
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | Path,
+          mesh: jax.sharding.Mesh | None = None) -> training.TrainState:
+    """Trains (or resumes) the run in ``workdir`` until ``config.total_kimg`` or a stop signal."""
+    workdir = Path(workdir)
+    mesh = mesh or parallel.make_mesh()
+    is_main = jax.process_index() == 0
+    G, D = training.build_models(config)
+    optimizer = training.make_optimizer(config)
+    ckpt = Checkpointer(workdir, keep=config.keep_checkpoints, snapshot_kimg=config.snapshot_kimg)
+    state, meta = _resume_or_init(config, workdir, ckpt, G, D, optimizer, mesh)
+    step, nimg, tick = meta["step"], meta["nimg"], meta["tick"]
+    phase_key = tuple(meta["phase_key"]) if meta["phase_key"] is not None else None
+    if is_main:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+
+    iteration = training.make_train_iteration(config, G, D, optimizer, mesh)
+    grid_fn = training.make_grid_fn(G, mesh)
+    grid_n = config.grid_size**2
+    grid_z = jax.random.normal(jax.random.key(config.seed + 1), (grid_n, G.latent_size))
+    grid_labels = (jax.nn.one_hot(np.arange(grid_n) % G.label_size, G.label_size)
+                   if G.label_size else None)
+    writer = RunWriter(workdir, enabled=is_main)
+    total_nimg = int(config.total_kimg * 1000)
+
+    def save() -> None:
+        ckpt.save(nimg, state, {"step": step, "nimg": nimg, "tick": tick,
+                                "phase_key": list(phase_key) if phase_key else None,
+                                "pipeline_position": pipeline.position,
+                                "config": config.to_dict()})
+
+    pipeline = InputPipeline(config.dataset.data_dir, config.dataset.name, mesh=mesh,
+                             seed=config.seed, mirror=config.dataset.mirror_augment,
+                             start_image=nimg, workers=config.dataset.workers,
+                             prefetch=config.dataset.prefetch)
+    tick_start_nimg, tick_start_time, tick_metrics = nimg, time.time(), []
+    saved_at = nimg
+    try:
+        _check_dataset(config, pipeline)
+        bar = tqdm(total=config.total_kimg, initial=nimg / 1000, unit="kimg",
+                   disable=not is_main, mininterval=1.0 if sys.stderr.isatty() else 30.0,
+                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} kimg [{elapsed}<{remaining}]"
+                              " {postfix}")
+        with StopSignal() as stop, bar:
+            def stopping() -> bool:  # a local signal, or all processes agreed to stop
+                return bool(stop) or ckpt.reached_preemption(nimg)
+
+            while nimg < total_nimg and not stopping():
+                phase = training_schedule(nimg, config.sched, config.resolution, mesh.size)
+                if phase.key != phase_key:
+                    if phase_key is not None and config.opt.reset_opt_for_new_lod:
+                        state = training.reset_optimizers(state, optimizer, mesh)
+                    phase_key = phase.key
+                beta = ema_beta(phase.minibatch, config.G_smoothing_kimg)
+                for _ in range(config.minibatch_repeats):
+                    batch = pipeline.next_batch(phase.minibatch)
+                    state, metrics = iteration(state, batch, step, phase.fade, phase.G_lrate,
+                                               phase.D_lrate, beta, resolution=phase.resolution)
+                    step, nimg = step + 1, nimg + phase.minibatch
+                    tick_metrics.append(metrics)
+                    bar.update(min(phase.minibatch, total_nimg - nimg + phase.minibatch) / 1000)
+                    if nimg >= total_nimg or stop:
+                        break
+                done = nimg >= total_nimg or stopping()
+                if not done and nimg < tick_start_nimg + phase.tick_kimg * 1000:
+                    continue
+                # ---- tick: the only place the host waits for the device ----
+                tick += 1
+                values = {k: float(np.mean(v)) for k, v in
+                          jax.tree.map(lambda *x: np.stack(x), *jax.device_get(tick_metrics)
+                                       ).items()}
+                counters = {k: int(v) for k, v in jax.device_get(state.counters).items()}
+                elapsed = time.time() - tick_start_time
+                values.update({
+                    "progress/kimg": nimg / 1000, "progress/resolution": phase.resolution,
+                    "progress/lod": phase.lod, "progress/fade": phase.fade,
+                    "progress/minibatch": phase.minibatch, "lr/G": phase.G_lrate,
+                    "lr/D": phase.D_lrate, "speed/images_per_sec": (nimg - tick_start_nimg)
+                    / max(elapsed, 1e-9), "speed/sec_per_tick": elapsed,
+                    "nonfinite/total": counters["nonfinite_total"]})
+                writer.scalars(nimg, values)
+                bar.set_postfix_str(
+                    f"res {phase.resolution} fade {phase.fade:.2f} "
+                    f"G {values['loss/G']:.3f} D {values['loss/D']:.3f} "
+                    f"{values['speed/images_per_sec']:.0f} img/s", refresh=False)
+                if counters["worst_nonfinite_streak"] >= config.max_nonfinite_steps:
+                    raise NonFiniteError(
+                        f"{counters['worst_nonfinite_streak']} consecutive updates had "
+                        f"non-finite gradients (config.max_nonfinite_steps="
+                        f"{config.max_nonfinite_steps}) by {nimg / 1000:.1f} kimg; the last "
+                        f"good checkpoint is in {ckpt.directory}. Lower the learning rate or "
+                        "use compute_dtype='float32'.")
+                if tick % config.image_snapshot_ticks == 0 or done:
+                    images = grid_fn(state.g_ema_params, state.w_avg, grid_z, grid_labels,
+                                     jax.random.key(config.seed + 2), phase.fade,
+                                     resolution=phase.resolution)
+                    images = upscale2d(images, config.resolution // phase.resolution)
+                    grid = image_grid(to_uint8(jax.device_get(images)), config.grid_size)
+                    writer.image(nimg, "fakes", grid,
+                                 workdir / "grids" / f"fakes{nimg // 1000:06d}.png")
+                if tick % config.checkpoint_ticks == 0 or done:
+                    save()
+                    saved_at = nimg
+                writer.flush()
+                tick_start_nimg, tick_start_time, tick_metrics = nimg, time.time(), []
+            if stopping() and saved_at != nimg:
+                save()
+            if stopping():
+                log.warning("stopped by signal %s at %.1f kimg; run the same command to resume",
+                            stop.received, nimg / 1000)
+    finally:
+        ckpt.wait()
+        ckpt.close()
+        pipeline.close()
+        writer.close()
+    return state
