@@ -1,4 +1,5 @@
 # stylegan-jax developer commands. `make test` works on a bare machine with Python 3.11 + pip.
+# The metrics-test extra brings CPU PyTorch for the FID/LPIPS parity tests.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[test]'
+	$(PY) -m pip install -e '.[test,metrics-test]'
 	touch $(STAMP)
 
 test: install

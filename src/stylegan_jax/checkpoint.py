@@ -49,8 +49,11 @@ class Checkpointer:
     """Saves and restores train states under ``workdir/checkpoints``."""
 
     def __init__(self, workdir: str | Path, keep: int = 3, snapshot_kimg: float = 1000.0,
-                 async_save: bool = True):
+                 async_save: bool = True, read_only: bool = False):
         self.directory = Path(workdir).absolute() / "checkpoints"
+        if read_only and not self.directory.is_dir():
+            raise FileNotFoundError(f"no checkpoint in {self.directory}: train first with "
+                                    f"`stylegan-jax train --workdir {Path(workdir)} ...`")
         policy = checkpoint_managers.AnyPreservationPolicy([
             checkpoint_managers.LatestN(keep),
             FirstInEachInterval(max(int(snapshot_kimg * 1000), 1)),
@@ -59,7 +62,7 @@ class Checkpointer:
             self.directory,
             options=ocp.CheckpointManagerOptions(
                 preservation_policy=policy, enable_async_checkpointing=async_save,
-                create=True),
+                create=not read_only, read_only=read_only),
         )
 
     def latest_step(self) -> int | None:
@@ -153,3 +156,31 @@ class StopSignal:
 
     def __bool__(self) -> bool:
         return self.received is not None
+
+
+def load_generator(workdir: str | Path, step: int | None = None,
+                   mesh: jax.sharding.Mesh | None = None
+                   ) -> tuple[ml_collections.ConfigDict, Any, dict]:
+    """The EMA generator of a run: ``(config, Generator module, variables)`` where
+    ``variables = {'params': EMA params, 'stats': {'w_avg': ...}}``, replicated on ``mesh``
+    (default: all devices). ``step`` is a checkpoint's image count (default: the latest).
+    Works for checkpoints written on any device count."""
+    from stylegan_jax import parallel, training
+
+    workdir = Path(workdir)
+    if not workdir.is_dir():
+        raise FileNotFoundError(f"workdir {workdir} does not exist")
+    ckpt = Checkpointer(workdir, async_save=False, read_only=True)
+    try:
+        if not ckpt.all_steps():
+            raise FileNotFoundError(f"no checkpoint in {ckpt.directory}: train first with "
+                                    f"`stylegan-jax train --workdir {workdir} ...`")
+        meta = ckpt.restore_meta(step)
+        config = ml_collections.ConfigDict(meta["config"])
+        G, D = training.build_models(config)
+        abstract = training.abstract_train_state(config, G, D, training.make_optimizer(config),
+                                                 mesh or parallel.make_mesh())
+        state, _ = ckpt.restore(abstract, step)
+    finally:
+        ckpt.close()
+    return config, G, {"params": state.g_ema_params, "stats": {"w_avg": state.w_avg}}

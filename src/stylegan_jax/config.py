@@ -71,6 +71,36 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
     return config
 
 
+# Paper Table 1, configs B-F: the official train.py flags for each row (F = the defaults).
+TABLE1_ROWS = {
+    "B": dict(use_styles=False, use_pixel_norm=True, use_instance_norm=False, mapping_layers=0,
+              const_input_layer=False, style_mixing_prob=0.0, use_noise=False),
+    "C": dict(const_input_layer=False, style_mixing_prob=0.0, use_noise=False),
+    "D": dict(style_mixing_prob=0.0, use_noise=False),
+    "E": dict(style_mixing_prob=0.0),
+    "F": {},
+}
+
+
+def table1_config(row: str, dataset: str = "ffhq") -> ml_collections.ConfigDict:
+    """A row of the paper's Table 1 at 1024x1024: FFHQ with the non-saturating loss + R1, or
+    CelebA-HQ with WGAN-GP and learning rates capped at 0.002 (official train.py)."""
+    if row not in TABLE1_ROWS:
+        raise ValueError(f"Table 1 rows are {sorted(TABLE1_ROWS)} (A is ProGAN), got {row!r}")
+    config = paper_config(1024)
+    config.G.update(TABLE1_ROWS[row])
+    if dataset == "celebahq":
+        # CelebA-HQ prepared from a folder of its 1024x1024 images with `prepare`.
+        config.dataset.name = "image_folder/1024_crop"
+        config.loss.G, config.loss.D = "wgan", "wgan_gp"
+        for table in (config.sched.G_lrate_dict, config.sched.D_lrate_dict):
+            for key in list(table):
+                table[key] = min(table[key], 0.002)
+    elif dataset != "ffhq":
+        raise ValueError(f"Table 1 datasets are 'ffhq' and 'celebahq', got {dataset!r}")
+    return config
+
+
 def _fused_scale(value: str, field: str) -> bool | str:
     if value not in _FUSED_SCALE:
         raise ValueError(f"config.{field}.fused_scale must be one of {sorted(_FUSED_SCALE)}, "
