@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-quick lint
+.PHONY: install test test-quick lint train
 
 install: $(STAMP)
 
@@ -23,3 +23,8 @@ test-quick: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests experiments
+
+# The README's main command: the bundled digits demo, end to end (resumes if interrupted).
+train: install
+	test -d data/digits/32 || $(VENV)/bin/stylegan-jax prepare --dataset digits --data_dir data
+	$(VENV)/bin/stylegan-jax train --config experiments/digits.py --workdir runs/digits
