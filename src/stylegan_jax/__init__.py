@@ -1,5 +1,6 @@
 """stylegan-jax: a faithful, fast and scalable StyleGAN (Karras et al., 2019) in JAX/Flax."""
 
+from stylegan_jax.generate import load
 from stylegan_jax.networks import (
     Discriminator,
     Generator,
@@ -13,6 +14,7 @@ __all__ = [
     "Generator",
     "MappingNetwork",
     "SynthesisNetwork",
+    "load",
     "num_style_layers",
 ]
 __version__ = "0.1.0"

@@ -204,6 +204,107 @@ def metrics(argv: Sequence[str]) -> None:
         print(f"{name}: {value:.4f}")
 
 
+def _sampling_flags(fv: flags.FlagValues) -> dict[str, flags.FlagHolder]:
+    """Flags shared by ``generate`` and ``figure``: the run, sampling and output."""
+    return dict(
+        workdir=flags.DEFINE_string("workdir", None, "Run directory (or one checkpoint "
+                                    "directory WORKDIR/checkpoints/STEP).", flag_values=fv),
+        checkpoint=flags.DEFINE_integer("checkpoint", None, "Checkpoint (images seen); "
+                                        "default the latest.", flag_values=fv),
+        psi=flags.DEFINE_float("psi", None, "Truncation psi in [-2, 2] (default: none).",
+                               flag_values=fv),
+        cutoff=flags.DEFINE_integer("cutoff", None, "Truncate layers below this (default: "
+                                    "the config's, 8).", flag_values=fv),
+        noise_seed=flags.DEFINE_integer("noise_seed", 0, "Fixed noise realisation.",
+                                        flag_values=fv),
+        class_index=flags.DEFINE_integer("class_index", None, "Class of a conditional "
+                                         "model.", flag_values=fv),
+        outdir=flags.DEFINE_string("outdir", None, "Where to write the PNGs.", flag_values=fv),
+    )
+
+
+def generate(argv: Sequence[str]) -> None:
+    """Write one PNG per seed (z = RandomState(seed).randn) from a run's EMA generator."""
+    prog = "stylegan-jax generate"
+    fv = flags.FlagValues()
+    common = _sampling_flags(fv)
+    seeds = flags.DEFINE_string("seeds", None, "Seeds, e.g. 0-99 or 1,5,7.", flag_values=fv)
+    batch_size = flags.DEFINE_integer("batch_size", 32, "Images per device batch.",
+                                      flag_values=fv)
+    _parse(fv, prog, argv)
+    if None in (common["workdir"].value, common["outdir"].value, seeds.value):
+        raise SystemExit(f"{prog}: --workdir, --seeds and --outdir are required")
+    from pathlib import Path
+
+    from stylegan_jax import generate as gen
+    from stylegan_jax.logs import save_png, to_uint8
+
+    try:
+        seed_list = gen.parse_seeds(seeds.value)
+        gen.check_psi(common["psi"].value)
+        model = gen.load(common["workdir"].value, common["checkpoint"].value)
+        images = model.generate(model.z(seed_list), psi=common["psi"].value,
+                                cutoff=common["cutoff"].value, noise=common["noise_seed"].value,
+                                class_index=common["class_index"].value,
+                                batch_size=batch_size.value)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"{prog}: {e}") from None
+    outdir = Path(common["outdir"].value)
+    for seed, image in zip(seed_list, to_uint8(images), strict=True):
+        save_png(outdir / f"seed{seed:04d}.png", image)
+    print(f"Wrote {len(seed_list)} images of checkpoint {model.step} to {outdir}")
+
+
+def figure(argv: Sequence[str]) -> None:
+    """Draw a paper figure (mixing, noise, truncation, interpolation) from a run."""
+    prog = "stylegan-jax figure"
+    fv = flags.FlagValues()
+    common = _sampling_flags(fv)
+    kind = flags.DEFINE_enum("kind", None, ["mixing", "noise", "truncation", "interpolation"],
+                             "Which figure.", flag_values=fv)
+    seeds = flags.DEFINE_string("seeds", "0-4", "Row seeds (mixing: source A; "
+                                "interpolation: the keyframes).", flag_values=fv)
+    col_seeds = flags.DEFINE_string("col_seeds", "5-9", "mixing: source B seeds (columns).",
+                                    flag_values=fv)
+    styles = flags.DEFINE_list("styles", [], "mixing: coarse, middle, fine or layer ranges "
+                               "like 4-7, one grid each (default: the named ranges the model "
+                               "has).", flag_values=fv)
+    psis = flags.DEFINE_list("psis", ["1", "0.7", "0.5", "0", "-0.5", "-1"],
+                             "truncation: the psi columns.", flag_values=fv)
+    steps = flags.DEFINE_integer("steps", 16, "interpolation: frames per pair of seeds.",
+                                 flag_values=fv)
+    space = flags.DEFINE_enum("space", "w", ["w", "z"], "interpolation: lerp in W or slerp "
+                              "in Z.", flag_values=fv)
+    fps = flags.DEFINE_float("fps", 12.0, "interpolation: GIF frame rate.", flag_values=fv)
+    samples = flags.DEFINE_integer("samples", 32, "noise: realisations for the std map.",
+                                   flag_values=fv)
+    _parse(fv, prog, argv)
+    if None in (common["workdir"].value, common["outdir"].value, kind.value):
+        raise SystemExit(f"{prog}: --workdir, --kind and --outdir are required")
+    from stylegan_jax import figures
+    from stylegan_jax import generate as gen
+
+    try:
+        try:
+            psi_list = [float(p) for p in psis.value]
+        except ValueError:
+            raise ValueError(f"--psis must be numbers like 1,0.7,0, got {psis.value}") from None
+        for psi in [common["psi"].value, *psi_list]:
+            gen.check_psi(psi)
+        row_list = gen.parse_seeds(seeds.value)
+        col_list = gen.parse_seeds(col_seeds.value)
+        model = gen.load(common["workdir"].value, common["checkpoint"].value)
+        written = figures.write_figure(
+            model, kind.value, common["outdir"].value, row_list, col_seeds=col_list,
+            styles=styles.value, psi=common["psi"].value, cutoff=common["cutoff"].value,
+            psis=psi_list, steps=steps.value, space=space.value, fps=fps.value,
+            samples=samples.value, noise=common["noise_seed"].value,
+            class_index=common["class_index"].value)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"{prog}: {e}") from None
+    print("\n".join(f"Wrote {path}" for path in written))
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "summary": summary,
     "train": train,
@@ -211,6 +312,8 @@ COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "metrics": metrics,
     "prepare": prepare,
     "data-bench": data_bench,
+    "generate": generate,
+    "figure": figure,
 }
 
 

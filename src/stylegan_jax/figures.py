@@ -1,0 +1,185 @@
+"""The paper's figures from a loaded :class:`~stylegan_jax.generate.Model`: style mixing
+(Figure 3), stochastic variation (Figures 4 and 5), truncation (Figure 8) and interpolation.
+
+Figure functions return *cells* ``[rows, columns, r, r, C]`` (float, ~[-1, 1]; blank cells -1)
+so tests and notebooks can look at single images; :func:`figure_image` turns them into one
+uint8 grid and :func:`write_figure` writes a figure kind's files (the CLI's ``figure``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from stylegan_jax.generate import Model, Noise, check_psi, named_styles, style_layers
+from stylegan_jax.logs import image_grid, save_png, to_uint8
+
+TRUNCATION_PSIS = (1.0, 0.7, 0.5, 0.0, -0.5, -1.0)  # the paper's Figure 8
+KINDS = ("mixing", "noise", "truncation", "interpolation")
+
+
+def figure_image(cells: np.ndarray) -> np.ndarray:
+    """Cells ``[rows, columns, r, r, C]`` -> one uint8 image ``[rows*r, columns*r, C]``."""
+    rows, cols = cells.shape[:2]
+    return image_grid(to_uint8(cells.reshape(rows * cols, *cells.shape[2:])), cols)
+
+
+def _w_plus(w: np.ndarray, num_layers: int) -> np.ndarray:
+    return np.repeat(w[:, None, :], num_layers, axis=1)
+
+
+def mixing_figure(model: Model, row_seeds: Sequence[int], col_seeds: Sequence[int],
+                  layers: Sequence[int], *, psi: float | None = None, cutoff: int | None = None,
+                  noise: Noise = 0, class_index: int | None = None) -> np.ndarray:
+    """Figure 3: source A images down the first column, source B along the first row; cell
+    (i, j) is A_i with B_j's styles on ``layers`` (e.g. ``style_layers('coarse', L)``)."""
+    L = model.num_layers
+    a = _w_plus(model.map(model.z(row_seeds), class_index), L)
+    b = _w_plus(model.map(model.z(col_seeds), class_index), L)
+    mixed = np.repeat(a[:, None], len(col_seeds), axis=1)
+    mixed[:, :, list(layers)] = b[None][:, :, list(layers)]
+    images = model.generate(w=np.concatenate([a, b, mixed.reshape(-1, *a.shape[1:])]), psi=psi,
+                            cutoff=cutoff, noise=noise)
+    rows, cols = len(row_seeds), len(col_seeds)
+    cells = np.full((rows + 1, cols + 1, *images.shape[1:]), -1.0, np.float32)
+    cells[1:, 0] = images[:rows]
+    cells[0, 1:] = images[rows:rows + cols]
+    cells[1:, 1:] = images[rows + cols:].reshape(rows, cols, *images.shape[1:])
+    return cells
+
+
+def noise_split(num_layers: int) -> int:
+    """First "fine" noise layer: 8 (64x64 and up) as in the paper's Figure 5, or half the
+    layers for models of 32x32 and less, where 64x64 does not exist."""
+    return 8 if num_layers > 8 else num_layers // 2
+
+
+def noise_detail_figure(model: Model, seeds: Sequence[int], *, samples: int = 32,
+                        shown: int = 4, psi: float | None = None, cutoff: int | None = None,
+                        class_index: int | None = None) -> np.ndarray:
+    """Figure 4: per seed (row), the same w under noise seeds 0..``shown``-1, then the
+    per-pixel standard deviation over noise seeds 0..``samples``-1 (shown, as officially, as
+    4x the std of the 8-bit images)."""
+    if not 2 <= shown <= samples:
+        raise ValueError(f"need 2 <= shown <= samples, got shown={shown}, samples={samples}")
+    w = model.map(model.z(seeds), class_index)
+    realisations = [model.noise(k) for k in range(samples)]
+    noise = [np.concatenate(layer) for layer in zip(*realisations, strict=True)]
+    rows = []
+    for wi in w:
+        images = model.generate(w=np.repeat(wi[None], samples, 0), psi=psi, cutoff=cutoff,
+                                noise=noise)
+        std = 4.0 * images.std(axis=0) - 1.0
+        rows.append(np.concatenate([images[:shown], std[None]]))
+    return np.stack(rows)
+
+
+def noise_components_figure(model: Model, seeds: Sequence[int], *, noise: int = 0,
+                            psi: float | None = None, cutoff: int | None = None,
+                            class_index: int | None = None) -> np.ndarray:
+    """Figure 5: per seed (row), noise seed ``noise`` applied to all layers, none, the coarse
+    layers only (below :func:`noise_split`) and the fine layers only; other layers get 0."""
+    L, split = model.num_layers, noise_split(model.num_layers)
+    w = model.map(model.z(seeds), class_index)
+    columns = [model.generate(w=w, psi=psi, cutoff=cutoff, noise=model.noise(noise, layers))
+               for layers in (range(L), (), range(split), range(split, L))]
+    return np.stack(columns, axis=1)
+
+
+def truncation_figure(model: Model, seeds: Sequence[int],
+                      psis: Sequence[float] = TRUNCATION_PSIS, *, cutoff: int | None = None,
+                      noise: Noise = 0, class_index: int | None = None) -> np.ndarray:
+    """Figure 8: a row per seed, a column per psi (truncation on layers ``< cutoff``)."""
+    for psi in psis:
+        check_psi(psi)
+    w = model.map(model.z(seeds), class_index)
+    return np.stack([model.generate(w=w, psi=p, cutoff=cutoff, noise=noise) for p in psis],
+                    axis=1)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation between latents ``a`` and ``b`` (exact at t = 0 and 1)."""
+    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if np.sin(omega) < 1e-6:
+        return (1 - t) * a + t * b
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def interpolation_frames(model: Model, seeds: Sequence[int], steps: int = 16,
+                         space: str = "w", *, psi: float | None = None,
+                         cutoff: int | None = None, noise: Noise = 0,
+                         class_index: int | None = None) -> np.ndarray:
+    """Frames ``[(len(seeds)-1)*steps + 1, r, r, C]`` through the seeds' images in order:
+    ``space='w'`` lerps the mapped w, ``'z'`` slerps z then maps."""
+    if space not in ("w", "z"):
+        raise ValueError(f"interpolation space must be 'w' or 'z', got {space!r}")
+    if len(seeds) < 2 or steps < 1:
+        raise ValueError("interpolation needs at least 2 seeds and steps >= 1")
+    z = model.z(seeds)
+    ends = model.map(z, class_index) if space == "w" else z
+    ts = np.arange(steps) / steps
+    if space == "w":
+        points = [(1 - t) * a + t * b for a, b in itertools.pairwise(ends) for t in ts]
+    else:
+        points = [slerp(a, b, t) for a, b in itertools.pairwise(ends) for t in ts]
+    points = np.stack([*points, ends[-1]]).astype(np.float32)
+    w = points if space == "w" else model.map(points, class_index)
+    return model.generate(w=w, psi=psi, cutoff=cutoff, noise=noise)
+
+
+def save_gif(path: str | Path, frames: np.ndarray, fps: float = 12.0) -> None:
+    """uint8 frames ``[F, H, W, C]`` -> a looping animated GIF."""
+    images = [Image.fromarray(f.squeeze(-1) if f.shape[-1] == 1 else f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=1000.0 / fps,
+                   loop=0)
+
+
+def write_figure(model: Model, kind: str, outdir: str | Path, seeds: Sequence[int], *,
+                 col_seeds: Sequence[int] = (), styles: Sequence[str] = (),
+                 psi: float | None = None, cutoff: int | None = None,
+                 psis: Sequence[float] = TRUNCATION_PSIS, steps: int = 16, space: str = "w",
+                 fps: float = 12.0, samples: int = 32, noise: int = 0,
+                 class_index: int | None = None) -> list[Path]:
+    """Writes figure ``kind`` under ``outdir`` and returns the files: ``mixing-STYLE.png``
+    per style range (default: the named ranges the model has), ``noise-detail.png`` and
+    ``noise-components.png``, ``truncation.png``, or ``interpolation-SPACE.gif`` with its
+    frames in ``interpolation-SPACE/``."""
+    outdir = Path(outdir)
+    common = dict(cutoff=cutoff, class_index=class_index)
+    written = []
+    if kind == "mixing":
+        if not col_seeds:
+            raise ValueError("the mixing figure needs column seeds (source B)")
+        if not styles:
+            styles = named_styles(model.num_layers)
+        ranges = {s: style_layers(s, model.num_layers) for s in styles}  # all checked first
+        for name, layers in ranges.items():
+            cells = mixing_figure(model, seeds, col_seeds, layers, psi=psi, noise=noise,
+                                  **common)
+            written.append(outdir / f"mixing-{name}.png")
+            save_png(written[-1], figure_image(cells))
+    elif kind == "noise":
+        written = [outdir / "noise-detail.png", outdir / "noise-components.png"]
+        save_png(written[0], figure_image(noise_detail_figure(
+            model, seeds, samples=samples, psi=psi, **common)))
+        save_png(written[1], figure_image(noise_components_figure(
+            model, seeds, noise=noise, psi=psi, **common)))
+    elif kind == "truncation":
+        written = [outdir / "truncation.png"]
+        save_png(written[0], figure_image(truncation_figure(model, seeds, psis, noise=noise,
+                                                            **common)))
+    elif kind == "interpolation":
+        frames = to_uint8(interpolation_frames(model, seeds, steps, space, psi=psi,
+                                               noise=noise, **common))
+        for i, frame in enumerate(frames):
+            save_png(outdir / f"interpolation-{space}" / f"frame{i:04d}.png", frame)
+        written = [outdir / f"interpolation-{space}.gif"]
+        save_gif(written[0], frames, fps)
+    else:
+        raise ValueError(f"unknown figure kind {kind!r}; one of {list(KINDS)}")
+    return written

@@ -1,0 +1,217 @@
+"""Sampling from a trained run: :func:`load` its EMA generator, turn seeds into latents and
+generate images with truncation, per-layer styles (W+) and explicit, deterministic noise.
+
+Conventions (kept stable so that a seed names the same image everywhere):
+
+- seed -> z: ``np.random.RandomState(seed).randn(latent_size)``, as the official
+  ``generate_figures.py``; seeds are integers in [0, 2**32).
+- noise: an int is a *noise seed*; its realisation is ``jax.random.normal`` from
+  ``jax.random.split(jax.random.key(noise_seed), num_layers)[i]`` for layer i, shape
+  ``[1, h, w, 1]``, shared by the whole batch (like the official ``randomize_noise=False``,
+  one fixed realisation). The default is noise seed 0. A list of per-layer arrays
+  (``[1 or N, h, w, 1]``) is used as given.
+- style layers: layers ``2r-4`` and ``2r-3`` belong to resolution ``2**r`` (0, 1: 4x4). Named
+  ranges are defined by resolution, so they adapt to the model: coarse 4-8, middle 16-32,
+  fine 64 and up. A name that covers no layer of the model (fine at 32x32) is an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from stylegan_jax.networks import Generator, SynthesisNetwork
+
+PSI_RANGE = (-2.0, 2.0)  # truncation psi beyond this only extrapolates into garbage
+STYLE_RANGES = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, None)}
+Noise = int | Sequence[Any]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``'0-99'``, ``'1,5,7'`` or a mix (``'0-3,10'``) -> seeds, in order, inclusive ranges."""
+    seeds = []
+    for part in str(text).split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match:
+            raise ValueError(f"bad seed list {text!r}: use e.g. '0-99', '1,5,7' or '0-3,10'")
+        lo = int(match[1])
+        hi = int(match[2]) if match[2] is not None else lo
+        if hi < lo:
+            raise ValueError(f"bad seed range {part.strip()!r}: the end is before the start")
+        seeds.extend(range(lo, hi + 1))
+    if max(seeds) >= 2**32:
+        raise ValueError(f"seeds must be < 2**32, got {max(seeds)}")
+    return seeds
+
+
+def seeds_to_z(seeds: Sequence[int], latent_size: int) -> np.ndarray:
+    """The official seed -> latent map: ``[len(seeds), latent_size]`` float32."""
+    return np.stack([np.random.RandomState(s).randn(latent_size) for s in seeds]
+                    ).astype(np.float32)
+
+
+def check_psi(psi: float | None) -> None:
+    """Rejects a truncation psi outside :data:`PSI_RANGE` (``None`` means no truncation)."""
+    if psi is not None and not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
+        raise ValueError(f"truncation psi {psi} is outside [{PSI_RANGE[0]}, {PSI_RANGE[1]}] "
+                         f"(1 = no truncation, 0 = the average image)")
+
+
+def _named_layers(name: str, num_layers: int) -> range:
+    lo, hi = STYLE_RANGES[name]
+    stop = num_layers if hi is None else min(2 * int(np.log2(hi)) - 2, num_layers)
+    return range(2 * int(np.log2(lo)) - 4, stop)
+
+
+def named_styles(num_layers: int) -> list[str]:
+    """The named style ranges that cover at least one layer of the model."""
+    return [name for name in STYLE_RANGES if _named_layers(name, num_layers)]
+
+
+def style_layers(spec: str, num_layers: int) -> range:
+    """A named range (``coarse``, ``middle``, ``fine``) or an inclusive layer range
+    (``'4-7'``, ``'3'``) -> the layers it covers in a model with ``num_layers`` layers."""
+    resolution = 2 ** (num_layers // 2 + 1)
+    if spec in STYLE_RANGES:
+        layers = _named_layers(spec, num_layers)
+        if not layers:
+            lo, hi = STYLE_RANGES[spec]
+            where = f"{lo}x{lo} and up" if hi is None else f"{lo}x{lo} to {hi}x{hi}"
+            raise ValueError(f"{spec!r} styles ({where}) do not exist in this "
+                             f"{resolution}x{resolution} model (layers 0-{num_layers - 1}); "
+                             f"use one of "
+                             f"{named_styles(num_layers)} or layers like '0-{num_layers - 1}'")
+        return layers
+    match = re.fullmatch(r"(\d+)(?:-(\d+))?", spec.strip())
+    if not match:
+        raise ValueError(f"bad style range {spec!r}: one of {list(STYLE_RANGES)} or layers "
+                         f"like '4-7'")
+    first = int(match[1])
+    last = int(match[2]) if match[2] is not None else first
+    if not 0 <= first <= last < num_layers:
+        raise ValueError(f"layer range {spec!r} is outside the model's layers "
+                         f"0-{num_layers - 1} ({resolution}x{resolution})")
+    return range(first, last + 1)
+
+
+def _compile(G: Generator) -> tuple[Any, Any]:
+    """Jitted z -> w and z-or-w -> image functions; ``cutoff`` is static, ``psi`` traced."""
+
+    def map_(variables, z, labels):
+        return G.apply(variables, z, labels, method=Generator.map)
+
+    def run(variables, z, labels, w, psi, noise, cutoff):
+        if w is None:
+            w = G.apply(variables, z, labels, method=Generator.map)
+        w = G.apply(variables, w, method=Generator.broadcast)
+        if psi is not None:
+            w = G.apply(variables, w, psi, cutoff, method=Generator.truncate)
+        return G.apply(variables, w, noise=noise, method=Generator.synthesize)
+
+    return jax.jit(map_), jax.jit(run, static_argnames="cutoff")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+    """A run's EMA generator ready to sample: its ``config``, module ``G``, ``variables``
+    (``{'params', 'stats': {'w_avg'}}``) and checkpoint ``step`` (images seen)."""
+
+    config: ml_collections.ConfigDict
+    G: Generator
+    variables: dict
+    step: int
+    _map: Any = dataclasses.field(repr=False)
+    _run: Any = dataclasses.field(repr=False)
+
+    @property
+    def num_layers(self) -> int:
+        return self.G.num_layers
+
+    @property
+    def resolution(self) -> int:
+        return self.G.resolution
+
+    def z(self, seeds: Sequence[int]) -> np.ndarray:
+        """Latents of ``seeds`` (see the module docstring)."""
+        return seeds_to_z(seeds, self.G.latent_size)
+
+    def labels(self, n: int, class_index: int | None) -> np.ndarray | None:
+        """One-hot labels ``[n, label_size]`` for a conditional model, else ``None``."""
+        size = self.G.label_size
+        if not size:
+            if class_index is not None:
+                raise ValueError("this model is unconditional: it takes no class index")
+            return None
+        if class_index is None or not 0 <= class_index < size:
+            raise ValueError(f"this model is conditional: give a class index in [0, {size})")
+        return np.eye(size, dtype=np.float32)[np.full(n, class_index)]
+
+    def noise(self, seed: int = 0, layers: Sequence[int] | None = None) -> list[np.ndarray]:
+        """The noise realisation of ``seed`` (``[1, h, w, 1]`` per layer), zero outside
+        ``layers`` (default: all layers)."""
+        keys = jax.random.split(jax.random.key(seed), self.num_layers)
+        shapes = SynthesisNetwork(resolution=self.resolution).noise_shapes()
+        on = set(range(self.num_layers) if layers is None else layers)
+        return [np.asarray(jax.random.normal(k, s)) if i in on else np.zeros(s, np.float32)
+                for i, (k, s) in enumerate(zip(keys, shapes, strict=True))]
+
+    def map(self, z: Any, class_index: int | None = None) -> np.ndarray:
+        """z ``[N, latent_size]`` -> w ``[N, dlatent_size]`` (no truncation)."""
+        z = np.asarray(z, np.float32)
+        return np.asarray(self._map(self.variables, z, self.labels(len(z), class_index)))
+
+    def generate(self, z: Any = None, *, w: Any = None, psi: float | None = None,
+                 cutoff: int | None = None, noise: Noise = 0, class_index: int | None = None,
+                 batch_size: int = 32) -> np.ndarray:
+        """Images ``[N, r, r, C]`` (float32 in ~[-1, 1]) from latents ``z`` or from ``w``
+        (``[N, D]``, or W+ ``[N, num_layers, D]``), truncated toward ``w_avg`` by ``psi`` on
+        layers ``< cutoff`` (default: the config's, 8), with fixed ``noise`` (a noise seed or
+        per-layer arrays), run ``batch_size`` at a time on the default device."""
+        if (z is None) == (w is None):
+            raise ValueError("pass exactly one of z and w")
+        check_psi(psi)
+        cutoff = self.G.truncation_cutoff if cutoff is None else int(cutoff)
+        if not 0 <= cutoff <= self.num_layers:
+            raise ValueError(f"truncation cutoff {cutoff} is outside [0, {self.num_layers}]")
+        x = np.asarray(z if w is None else w, np.float32)
+        n = len(x)
+        labels = self.labels(n, class_index) if w is None else None
+        noise = self.noise(noise) if isinstance(noise, int) else [np.asarray(a) for a in noise]
+        out = []
+        for start in range(0, n, batch_size):
+            part = slice(start, start + batch_size)
+            batch_noise = [a if a.shape[0] == 1 else a[part] for a in noise]
+            out.append(np.asarray(self._run(
+                self.variables, x[part] if w is None else None,
+                None if labels is None else labels[part], x[part] if w is not None else None,
+                None if psi is None else np.float32(psi), batch_noise, cutoff=cutoff)))
+        return np.concatenate(out)
+
+
+def load(workdir_or_checkpoint: str | Path, step: int | None = None) -> Model:
+    """The EMA generator of a run, from its workdir (latest checkpoint, or ``step`` images)
+    or from one checkpoint directory ``WORKDIR/checkpoints/STEP``; placed on the first
+    device (CPU or GPU) whatever device count wrote the checkpoint."""
+    from stylegan_jax import parallel
+    from stylegan_jax.checkpoint import Checkpointer, load_generator
+
+    path = Path(workdir_or_checkpoint)
+    if path.parent.name == "checkpoints" and path.name.isdigit():
+        if step is not None and step != int(path.name):
+            raise ValueError(f"checkpoint {path} is step {path.name}, but step={step} was given")
+        path, step = path.parent.parent, int(path.name)
+    config, G, variables = load_generator(path, step, mesh=parallel.make_mesh(1))
+    if step is None:
+        ckpt = Checkpointer(path, async_save=False)
+        try:
+            step = ckpt.latest_step()
+        finally:
+            ckpt.close()
+    return Model(config, G, variables, step, *_compile(G))

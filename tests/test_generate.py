@@ -1,0 +1,271 @@
+"""Sampling from a trained run: ``load``, seeds, truncation, noise, and the ``generate`` CLI,
+checked against direct ``Generator.apply`` calls on the checkpoint's variables."""
+
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+import stylegan_jax as sg
+from stylegan_jax import cli, figures, training_loop
+from stylegan_jax.checkpoint import load_generator
+from stylegan_jax.config import paper_config
+from stylegan_jax.data.prepare import prepare_dataset
+from stylegan_jax.generate import parse_seeds, style_layers
+from stylegan_jax.logs import to_uint8
+
+CONFIG = dict(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2, fmap_base=32,
+              fmap_max=8)
+
+
+def tiny_config(data_dir):
+    config = paper_config(32)
+    config.G.update(CONFIG)
+    config.D.update(dict(fmap_base=32, fmap_max=8))
+    config.dataset.update(dict(name="digits/32", data_dir=str(data_dir), workers=2,
+                               prefetch=2))
+    config.sched.update(dict(lod_initial_resolution=32, minibatch_base=16,
+                             tick_kimg_base=0.032))
+    for field in ("minibatch_dict", "G_lrate_dict", "D_lrate_dict", "tick_kimg_dict"):
+        config.sched[field] = {}
+    config.total_kimg = 0.064
+    config.minibatch_repeats = 2
+    config.grid_size = 2
+    return config
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A 4-iteration 32x32 digits run (8 synthesis layers), checkpoints at 32 and 64 images."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    prepare_dataset("digits", root / "data")
+    training_loop.train(tiny_config(root / "data"), root / "run")
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def model(tiny_run):
+    return sg.load(tiny_run)
+
+
+def reference(model, w_plus, noise):
+    """Images straight from the Generator module (W+ input, explicit noise), jitted: eager
+    ops round differently and the barely trained net's instance norms amplify that."""
+    run = jax.jit(lambda v, w, n: model.G.apply(v, w=w, noise=n))
+    return np.asarray(run(model.variables, np.asarray(w_plus, np.float32), noise))
+
+
+def test_load_latest_or_one_checkpoint(tiny_run, model):
+    assert model.step == 64 and model.num_layers == 8 and model.resolution == 32
+    _, _, expected = load_generator(tiny_run)
+    jax.tree.map(np.testing.assert_array_equal, model.variables, expected)
+    older = sg.load(tiny_run / "checkpoints" / "32")
+    assert older.step == 32
+    assert not np.array_equal(older.variables["stats"]["w_avg"],
+                              model.variables["stats"]["w_avg"])
+
+
+def test_seeds_give_the_official_latents_and_identical_images(model):
+    assert parse_seeds("0-3,10, 7") == [0, 1, 2, 3, 10, 7]
+    np.testing.assert_array_equal(model.z([5])[0],
+                                  np.random.RandomState(5).randn(8).astype(np.float32))
+    a = model.generate(model.z([3, 7]))
+    np.testing.assert_array_equal(a, model.generate(model.z([3, 7])))
+    assert a.shape == (2, 32, 32, 3) and not np.allclose(a[0], a[1])
+    np.testing.assert_allclose(model.generate(model.z([7])), a[1:], atol=1e-5)
+    w = np.asarray(model.G.apply(model.variables, model.z([3, 7]), method=sg.Generator.map))
+    np.testing.assert_allclose(reference(model, np.repeat(w[:, None], 8, 1), model.noise(0)), a,
+                               atol=1e-5)
+
+
+def test_truncation(model):
+    seeds = [0, 1, 2, 3]
+    w = model.map(model.z(seeds))
+    untruncated = model.generate(w=w)
+    np.testing.assert_allclose(model.generate(w=w, psi=1.0), untruncated, atol=1e-5)
+    w_avg = np.asarray(model.variables["stats"]["w_avg"])
+    average = reference(model, np.broadcast_to(w_avg, (1, 8, 8)), model.noise(0))
+    for image in model.generate(model.z(seeds), psi=0.0, cutoff=8):
+        np.testing.assert_allclose(image, average[0], atol=1e-5)
+    w_plus = np.repeat(w[:, None], 8, 1)
+    w_plus[:, :4] = w_avg + 0.5 * (w_plus[:, :4] - w_avg)  # psi 0.5 on layers 0-3 only
+    np.testing.assert_allclose(model.generate(w=w, psi=0.5, cutoff=4),
+                               reference(model, w_plus, model.noise(0)), atol=1e-5)
+
+
+def test_fixed_noise_is_deterministic_and_acts_only_through_noise_inputs(model):
+    z = model.z([4])
+    keys = jax.random.split(jax.random.key(9), 8)
+    for i, (noise, key) in enumerate(zip(model.noise(9), keys, strict=True)):
+        size = 2 ** (i // 2 + 2)  # layers 2r-4, 2r-3 run at 2**r
+        np.testing.assert_array_equal(noise, jax.random.normal(key, (1, size, size, 1)))
+    one = model.generate(z, noise=9)
+    np.testing.assert_array_equal(one, model.generate(z, noise=model.noise(9)))
+    assert not np.allclose(one, model.generate(z, noise=10), atol=1e-4)
+    # with every noise strength set to zero the noise realisation no longer matters
+    silent = jax.tree_util.tree_map_with_path(
+        lambda path, x: x * 0 if "strength" in jax.tree_util.keystr(path) else x,
+        model.variables)
+    quiet = [model.G.apply(silent, z, noise=model.noise(s)) for s in (9, 10)]
+    np.testing.assert_array_equal(quiet[0], quiet[1])
+
+
+def test_bad_inputs_give_clear_errors(model):
+    for text, message in [("5-2", "end is before the start"), ("x", "bad seed list"),
+                          ("1,,2", "bad seed list"), (f"{2**32}", "< 2\\*\\*32")]:
+        with pytest.raises(ValueError, match=message):
+            parse_seeds(text)
+    with pytest.raises(ValueError, match=r"psi 3.0 is outside \[-2.0, 2.0\]"):
+        model.generate(model.z([0]), psi=3.0)
+    with pytest.raises(ValueError, match=r"cutoff 9 is outside \[0, 8\]"):
+        model.generate(model.z([0]), psi=0.5, cutoff=9)
+    with pytest.raises(ValueError, match="'fine' styles .* do not exist in this 32x32 model"):
+        style_layers("fine", 8)
+    with pytest.raises(ValueError, match="layer range '6-9' is outside the model's layers 0-7"):
+        style_layers("6-9", 8)
+    assert style_layers("coarse", 8) == range(0, 4) and style_layers("middle", 8) == range(4, 8)
+    assert style_layers("fine", 18) == range(8, 18) and style_layers("2-5", 8) == range(2, 6)
+    with pytest.raises(ValueError, match="unconditional"):
+        model.map(model.z([0]), class_index=1)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sg.load(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        sg.load(tmp_path)
+
+
+def test_generate_command(tiny_run, model, tmp_path):
+    cli.main(["generate", "--workdir", str(tiny_run), "--seeds", "2-4", "--psi", "0.7",
+              "--cutoff", "6", "--outdir", str(tmp_path), "--batch_size", "2"])
+    expected = to_uint8(model.generate(model.z([2, 3, 4]), psi=0.7, cutoff=6))
+    for seed, image in zip([2, 3, 4], expected, strict=True):
+        written = np.asarray(Image.open(tmp_path / f"seed{seed:04d}.png"))
+        assert np.abs(written.astype(int) - image).max() <= 1  # batching may round differently
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workdir", "{missing}", "--seeds", "0"], "does not exist"),
+    (["--workdir", "{empty}", "--seeds", "0"], "no checkpoint"),
+    (["--workdir", "{run}", "--seeds", "3-1"], "end is before the start"),
+    (["--workdir", "{run}", "--seeds", "0", "--psi", "5"], "psi 5.0 is outside"),
+    (["--workdir", "{run}", "--seeds", "0", "--psi", "0.5", "--cutoff", "20"], "cutoff 20"),
+    (["--seeds", "0"], "--workdir, --seeds and --outdir are required"),
+])
+def test_generate_command_errors(tiny_run, tmp_path, args, message):
+    paths = dict(missing=tmp_path / "missing", empty=tmp_path, run=tiny_run)
+    argv = ["generate", *[a.format(**paths) for a in args], "--outdir", str(tmp_path / "o")]
+    if "--workdir" not in args:
+        argv = argv[:-2]
+    with pytest.raises(SystemExit, match=message):
+        cli.main(argv)
+
+
+def w_plus_of(model, seeds):
+    w = jax.jit(lambda v, z: model.G.apply(v, z, method=sg.Generator.map))(
+        model.variables, model.z(seeds))
+    return np.repeat(np.asarray(w)[:, None], model.num_layers, axis=1)
+
+
+def test_mixing_grid_cells_equal_their_per_layer_w(model):
+    rows, cols = [0, 1], [2, 3, 4]
+    a, b = w_plus_of(model, rows), w_plus_of(model, cols)
+    for spec, layers in [("coarse", [0, 1, 2, 3]), ("2-5", [2, 3, 4, 5])]:
+        cells = figures.mixing_figure(model, rows, cols, style_layers(spec, 8))
+        assert cells.shape == (3, 4, 32, 32, 3)
+        np.testing.assert_array_equal(cells[0, 0], -1.0)
+        np.testing.assert_allclose(cells[1:, 0], reference(model, a, model.noise(0)), atol=1e-5)
+        np.testing.assert_allclose(cells[0, 1:], reference(model, b, model.noise(0)), atol=1e-5)
+        for i in range(2):
+            for j in range(3):
+                mixed = a[i].copy()
+                mixed[layers] = b[j][layers]
+                np.testing.assert_allclose(cells[1 + i, 1 + j],
+                                           reference(model, mixed[None], model.noise(0))[0],
+                                           atol=1e-5)
+
+
+def test_noise_figures_use_the_stated_noise(model):
+    seeds = [0, 1]
+    w = w_plus_of(model, seeds)
+    full = [jax.random.normal(k, (1, 2 ** (i // 2 + 2), 2 ** (i // 2 + 2), 1))
+            for i, k in enumerate(jax.random.split(jax.random.key(3), 8))]
+    zero = [np.zeros_like(n) for n in full]
+    coarse = full[:4] + zero[4:]  # noise_split(8) == 4: 4x4 and 8x8 are coarse here
+    fine = zero[:4] + full[4:]
+    cells = figures.noise_components_figure(model, seeds, noise=3)
+    for column, noise in enumerate([full, zero, coarse, fine]):
+        np.testing.assert_allclose(cells[:, column], reference(model, w, noise), atol=1e-5)
+    assert not np.allclose(cells[:, 0], cells[:, 1], atol=1e-4)
+
+    detail = figures.noise_detail_figure(model, [5], samples=4, shown=2)
+    samples = np.stack([reference(model, w_plus_of(model, [5]), model.noise(k))[0]
+                        for k in range(4)])
+    np.testing.assert_allclose(detail[0, :2], samples[:2], atol=1e-5)
+    np.testing.assert_allclose(detail[0, 2], 4 * samples.std(axis=0) - 1, atol=1e-4)
+
+
+def test_truncation_figure(model):
+    cells = figures.truncation_figure(model, [0, 1, 2])
+    assert cells.shape == (3, 6, 32, 32, 3)
+    np.testing.assert_allclose(cells[:, 0], model.generate(model.z([0, 1, 2])), atol=1e-5)
+    for image in cells[:, 3]:  # psi 0 on all 8 layers: the average image
+        np.testing.assert_allclose(image, cells[0, 3], atol=1e-5)
+
+
+@pytest.mark.parametrize("space", ["w", "z"])
+def test_interpolation_passes_through_the_seeds(model, space):
+    frames = figures.interpolation_frames(model, [0, 1, 2], steps=3, space=space)
+    assert frames.shape == (7, 32, 32, 3)
+    ends = reference(model, w_plus_of(model, [0, 1, 2]), model.noise(0))
+    np.testing.assert_allclose(frames[[0, 3, 6]], ends, atol=1e-5)
+    assert not np.allclose(frames[1], frames[0], atol=1e-4)
+
+
+def test_slerp_stays_on_the_sphere():
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    np.testing.assert_allclose(figures.slerp(a, b, 0.5), np.sqrt([0.5, 0.5]))
+    np.testing.assert_array_equal(figures.slerp(a, b, 0.0), a)
+
+
+def test_figure_command_writes_every_kind(tiny_run, tmp_path):
+    run = ["--workdir", str(tiny_run), "--outdir", str(tmp_path), "--seeds", "0-1"]
+    cli.main(["figure", "--kind", "mixing", "--col_seeds", "2-4", *run])
+    for name in ("coarse", "middle"):
+        assert Image.open(tmp_path / f"mixing-{name}.png").size == (4 * 32, 3 * 32)
+    cli.main(["figure", "--kind", "noise", "--samples", "4", *run])
+    assert Image.open(tmp_path / "noise-detail.png").size == (5 * 32, 2 * 32)
+    assert Image.open(tmp_path / "noise-components.png").size == (4 * 32, 2 * 32)
+    cli.main(["figure", "--kind", "truncation", "--psis", "1,0", *run])
+    assert Image.open(tmp_path / "truncation.png").size == (2 * 32, 2 * 32)
+    cli.main(["figure", "--kind", "interpolation", "--steps", "4", "--space", "z", *run])
+    assert Image.open(tmp_path / "interpolation-z.gif").n_frames == 5
+    assert len(list((tmp_path / "interpolation-z").glob("frame*.png"))) == 5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--kind", "mixing", "--styles", "fine"], "'fine' styles .* do not exist in this 32x32"),
+    (["--kind", "mixing", "--styles", "coarse,0-12"], "layer range '0-12' is outside"),
+    (["--kind", "truncation", "--psis", "1,-3"], "psi -3.0 is outside"),
+    (["--kind", "truncation", "--psis", "1,x"], "--psis must be numbers"),
+    (["--kind", "interpolation", "--seeds", "4"], "at least 2 seeds"),
+    (["--kind", "noise", "--seeds", "1-x"], "bad seed list"),
+])
+def test_figure_command_errors(tiny_run, tmp_path, args, message):
+    with pytest.raises(SystemExit, match=message):
+        cli.main(["figure", "--workdir", str(tiny_run), "--outdir", str(tmp_path), *args])
+    assert not list(tmp_path.iterdir())
+
+
+def test_notebook_runs_top_to_bottom(tiny_run, monkeypatch):
+    notebook = json.loads((Path(__file__).parents[1] / "examples" / "demo.ipynb").read_text())
+    code = "\n\n".join("".join(cell["source"]) for cell in notebook["cells"]
+                       if cell["cell_type"] == "code")
+    monkeypatch.setenv("STYLEGAN_JAX_DEMO_WORKDIR", str(tiny_run))
+    namespace = {}
+    exec(compile(code, "demo.ipynb", "exec"), namespace)
+    assert namespace["model"].step == 64
