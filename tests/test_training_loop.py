@@ -211,3 +211,44 @@ def test_dataset_resolution_must_match(config_file, tmp_path):
     config.resolution = 64
     with pytest.raises(ValueError, match=r"stores 32x32 images but config.resolution is 64"):
         training_loop.train(config, tmp_path)
+
+
+class PixelFeatures:
+    """A cheap stand-in for the Inception network: channel means and a few pixels."""
+
+    dim = 12
+    params = {"scale": np.float32(1 / 255)}
+
+    def apply(self, params, images):
+        import jax.numpy as jnp
+
+        x = images.astype(jnp.float32) * params["scale"]
+        return jnp.concatenate([x.mean((1, 2)), x[:, 8:11, 16].reshape(x.shape[0], -1)], -1)
+
+
+def test_periodic_fid_is_logged_and_the_best_checkpoint_kept(config_file, tmp_path):
+    config = load_config(config_file)
+    config.fid.update(dict(every_kimg=0.064, num_images=32, batch_size=16))
+    training_loop.train(config, tmp_path, fid_extractor=PixelFeatures())
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    fids = {r["nimg"]: r["metrics/fid"] for r in records if "metrics/fid" in r}
+    assert sorted(fids) == [64, 128, 192, 256]
+    assert all(np.isfinite(v) and v > 0 for v in fids.values())
+    best = min(fids, key=fids.get)
+    steps = Checkpointer(tmp_path).all_steps()
+    assert best in steps
+    dropped = [s for s in fids if s not in steps]
+    assert all(fids[s] > fids[best] for s in dropped)
+    assert list((tmp_path / "fid_cache").glob("*.npz"))  # real statistics cached
+
+
+def test_periodic_fid_needs_inception_weights(config_file, tmp_path, monkeypatch):
+    from stylegan_jax.metrics.weights import WeightsError
+
+    monkeypatch.delenv("STYLEGAN_JAX_INCEPTION", raising=False)
+    config = load_config(config_file)
+    config.fid.every_kimg = 0.064
+    with pytest.raises(WeightsError, match="Inception"):
+        training_loop.train(config, tmp_path)
+    assert not (tmp_path / "checkpoints").exists() or not any(
+        (tmp_path / "checkpoints").iterdir())

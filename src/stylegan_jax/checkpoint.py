@@ -6,7 +6,8 @@ position, schedule phase) plus the run's config as a JSON item. Its "step" is th
 real images shown, so names sort by training progress. Orbax writes each checkpoint to a
 temporary directory and renames it when complete, so a killed run never leaves a partial
 checkpoint behind. We keep the latest ``keep`` checkpoints plus, permanently, the first one
-saved in each ``snapshot_kimg`` interval.
+saved in each ``snapshot_kimg`` interval, and the checkpoint with the lowest FID among those
+saved with one.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Checkpointer:
         policy = checkpoint_managers.AnyPreservationPolicy([
             checkpoint_managers.LatestN(keep),
             FirstInEachInterval(max(int(snapshot_kimg * 1000), 1)),
+            checkpoint_managers.BestN(get_metric_fn=lambda m: m["fid"], reverse=True, n=1,
+                                      keep_checkpoints_without_metrics=False),
         ])
         self.manager = ocp.CheckpointManager(
             self.directory,
@@ -71,10 +74,12 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return list(self.manager.all_steps())
 
-    def save(self, nimg: int, state: Any, meta: dict, force: bool = True) -> None:
-        """Starts an (async) save of ``state`` and ``meta`` as checkpoint ``nimg``."""
+    def save(self, nimg: int, state: Any, meta: dict, fid: float | None = None) -> None:
+        """Starts an (async) save of ``state`` and ``meta`` as checkpoint ``nimg``; ``fid``
+        ranks it for keeping the best one."""
         self.manager.save(nimg, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=force)
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True,
+            metrics=None if fid is None else {"fid": fid})
 
     def restore_meta(self, step: int | None = None) -> dict:
         step = self._step(step)

@@ -131,12 +131,13 @@ def train(argv: Sequence[str]) -> None:
     import logging
 
     from stylegan_jax import parallel, training_loop
+    from stylegan_jax.metrics.weights import WeightsError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     parallel.initialize_distributed(coordinator.value, num_processes.value, process_id.value)
     try:
         training_loop.train(config.value, workdir.value)
-    except (ValueError, FileNotFoundError, training_loop.NonFiniteError) as e:
+    except (ValueError, FileNotFoundError, WeightsError, training_loop.NonFiniteError) as e:
         raise SystemExit(f"{prog}: {e}") from None
 
 

@@ -68,6 +68,11 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
     config.keep_checkpoints = 3
     config.snapshot_kimg = 1000.0  # one permanent checkpoint per this many kimg
     config.grid_size = 8  # an 8x8 grid of fixed latents, EMA generator, no truncation
+    # FID during training (off by default: it needs the user's Inception weights file). The
+    # official code runs fid50k on every network snapshot; the best-FID checkpoint is kept.
+    config.fid = ml_collections.ConfigDict(dict(
+        every_kimg=0.0, num_images=50000, batch_size=64, inception_weights="",
+        inception_mode="nvidia"))
     return config
 
 

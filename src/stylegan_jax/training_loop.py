@@ -26,6 +26,8 @@ from stylegan_jax.checkpoint import Checkpointer, StopSignal, network_mismatches
 from stylegan_jax.data.pipeline import InputPipeline
 from stylegan_jax.layers import upscale2d
 from stylegan_jax.logs import RunWriter, image_grid, to_uint8
+from stylegan_jax.metrics.frechet import FeatureExtractor
+from stylegan_jax.metrics.periodic import PeriodicFID
 from stylegan_jax.schedule import ema_beta, training_schedule
 
 log = logging.getLogger(__name__)
@@ -62,14 +64,18 @@ def _check_dataset(config, pipeline: InputPipeline) -> None:
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | Path,
-          mesh: jax.sharding.Mesh | None = None) -> training.TrainState:
-    """Trains (or resumes) the run in ``workdir`` until ``config.total_kimg`` or a stop signal."""
+          mesh: jax.sharding.Mesh | None = None,
+          fid_extractor: FeatureExtractor | None = None) -> training.TrainState:
+    """Trains (or resumes) the run in ``workdir`` until ``config.total_kimg`` or a stop signal.
+    ``fid_extractor`` replaces the Inception network of periodic FID (tests)."""
     with contextlib.ExitStack() as cleanup:
-        return _train(config, Path(workdir), mesh or parallel.make_mesh(), cleanup)
+        return _train(config, Path(workdir), mesh or parallel.make_mesh(), fid_extractor,
+                      cleanup)
 
 
 def _train(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.Mesh,
-           cleanup: contextlib.ExitStack) -> training.TrainState:
+           fid_extractor: FeatureExtractor | None, cleanup: contextlib.ExitStack
+           ) -> training.TrainState:
     is_main = jax.process_index() == 0
     G, D = training.build_models(config)
     optimizer = training.make_optimizer(config)
@@ -100,15 +106,17 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.
     grid_z = jax.random.normal(jax.random.key(config.seed + 1), (grid_n, G.latent_size))
     grid_labels = (jax.nn.one_hot(np.arange(grid_n) % G.label_size, G.label_size)
                    if G.label_size else None)
+    periodic_fid = (PeriodicFID(config, mesh, nimg, workdir / "fid_cache", fid_extractor)
+                    if config.fid.every_kimg > 0 else None)
     writer = RunWriter(workdir, enabled=is_main)
     cleanup.callback(writer.close)
     total_nimg = int(config.total_kimg * 1000)
 
-    def save() -> None:
+    def save(fid: float | None = None) -> None:
         ckpt.save(nimg, state, {"step": step, "nimg": nimg, "tick": tick,
                                 "phase_key": list(phase_key) if phase_key else None,
                                 "pipeline_position": pipeline.position,
-                                "config": config.to_dict()})
+                                "config": config.to_dict()}, fid=fid)
 
     def stopping() -> bool:  # a local signal, or all processes agreed to stop
         return bool(stop) or ckpt.reached_preemption(nimg)
@@ -150,6 +158,11 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.
             "progress/minibatch": phase.minibatch, "lr/G": phase.G_lrate, "lr/D": phase.D_lrate,
             "speed/images_per_sec": (nimg - tick_start_nimg) / max(elapsed, 1e-9),
             "speed/sec_per_tick": elapsed, "nonfinite/total": counters["nonfinite_total"]})
+        fid = None
+        if periodic_fid is not None and periodic_fid.due(nimg, done):
+            fid = periodic_fid(G, {"params": state.g_ema_params, "stats": {"w_avg": state.w_avg}},
+                               phase, nimg)
+            values["metrics/fid"] = fid  # over config.fid.num_images images
         writer.scalars(nimg, values)
         bar.set_postfix_str(
             f"{nimg / 1000:.1f} kimg, res {phase.resolution} fade {phase.fade:.2f} "
@@ -168,8 +181,8 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.
             images = upscale2d(images, config.resolution // phase.resolution)
             grid = image_grid(to_uint8(jax.device_get(images)), config.grid_size)
             writer.image(nimg, "fakes", grid, workdir / "grids" / f"fakes{nimg:010d}.png")
-        if tick % config.checkpoint_ticks == 0 or done:
-            save()
+        if tick % config.checkpoint_ticks == 0 or done or fid is not None:
+            save(fid)
             saved_at = nimg
         writer.flush()
         tick_start_nimg, tick_start_time, tick_metrics = nimg, time.time(), []
