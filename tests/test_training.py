@@ -125,3 +125,17 @@ def test_optimizer_reset_restarts_adam(mesh8):
     assert int(reset.d_opt.count) == 0 and int(reset.g_opt.count) == 0
     assert all(not np.any(x) for x in jax.tree.leaves(host(reset.d_opt.mu)))
     jax.tree.map(np.testing.assert_array_equal, host(reset.d_params), host(state.d_params))
+
+
+def test_bfloat16_compute_keeps_float32_state(mesh8):
+    config = tiny_config()
+    config.compute_dtype = "bfloat16"
+    _, _, _, state, iteration = setup(config, mesh8)
+    state, metrics = iteration(state, batch(mesh8), 0, 0.5, 1e-3, 1e-3, 0.9, resolution=16)
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves((state.g_params, state.d_params,
+                                                                state.g_opt, state.d_opt))
+               if jnp.issubdtype(x.dtype, jnp.floating))
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    config.compute_dtype = "float16"
+    with pytest.raises(ValueError, match="compute_dtype"):
+        training.build_models(config)
