@@ -8,33 +8,14 @@ import jax
 import numpy as np
 import pytest
 from PIL import Image
+from tiny_digits import tiny_digits_config
 
 import stylegan_jax as sg
 from stylegan_jax import cli, figures, training_loop
 from stylegan_jax.checkpoint import load_generator
-from stylegan_jax.config import paper_config
 from stylegan_jax.data.prepare import prepare_dataset
 from stylegan_jax.generate import parse_seeds, style_layers
 from stylegan_jax.logs import to_uint8
-
-CONFIG = dict(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2, fmap_base=32,
-              fmap_max=8)
-
-
-def tiny_config(data_dir):
-    config = paper_config(32)
-    config.G.update(CONFIG)
-    config.D.update(dict(fmap_base=32, fmap_max=8))
-    config.dataset.update(dict(name="digits/32", data_dir=str(data_dir), workers=2,
-                               prefetch=2))
-    config.sched.update(dict(lod_initial_resolution=32, minibatch_base=16,
-                             tick_kimg_base=0.032))
-    for field in ("minibatch_dict", "G_lrate_dict", "D_lrate_dict", "tick_kimg_dict"):
-        config.sched[field] = {}
-    config.total_kimg = 0.064
-    config.minibatch_repeats = 2
-    config.grid_size = 2
-    return config
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +23,8 @@ def tiny_run(tmp_path_factory):
     """A 4-iteration 32x32 digits run (8 synthesis layers), checkpoints at 32 and 64 images."""
     root = tmp_path_factory.mktemp("tiny_run")
     prepare_dataset("digits", root / "data")
-    training_loop.train(tiny_config(root / "data"), root / "run")
+    config = tiny_digits_config(root / "data", total_kimg=0.064, lod_initial_resolution=32)
+    training_loop.train(config, root / "run")
     return root / "run"
 
 

@@ -20,30 +20,16 @@ from stylegan_jax.data.prepare import prepare_dataset
 
 TOTAL_KIMG = 0.256  # 16 iterations of 16 images: 16x16 stable, fade to 32x32, 32x32 stable
 
-CONFIG_FILE = '''
-from stylegan_jax.config import paper_config
+CONFIG_FILE = """
+import sys
+
+sys.path.insert(0, {tests_dir!r})
+from tiny_digits import tiny_digits_config
 
 
 def get_config():
-    config = paper_config(32)
-    config.G.update(dict(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2,
-                         fmap_base=32, fmap_max=8))
-    config.D.update(dict(fmap_base=32, fmap_max=8))
-    config.dataset.update(dict(name="digits/32", data_dir={data_dir!r}, mirror_augment=True,
-                               workers=2, prefetch=2))
-    config.sched.update(dict(lod_initial_resolution=16, lod_training_kimg=0.064,
-                             lod_transition_kimg=0.064, minibatch_base=16,
-                             tick_kimg_base=0.032))
-    config.sched.minibatch_dict = {{}}
-    config.sched.G_lrate_dict = {{}}
-    config.sched.D_lrate_dict = {{}}
-    config.sched.tick_kimg_dict = {{}}
-    config.total_kimg = {total}
-    config.minibatch_repeats = 2
-    config.grid_size = 2
-    config.snapshot_kimg = 0.128
-    return config
-'''
+    return tiny_digits_config({data_dir!r}, total_kimg={total})
+"""
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +37,8 @@ def config_file(tmp_path_factory):
     root = tmp_path_factory.mktemp("loop")
     prepare_dataset("digits", root / "data")
     path = root / "tiny_digits.py"
-    path.write_text(CONFIG_FILE.format(data_dir=str(root / "data"), total=TOTAL_KIMG))
+    path.write_text(CONFIG_FILE.format(tests_dir=str(Path(__file__).parent),
+                                       data_dir=str(root / "data"), total=TOTAL_KIMG))
     return path
 
 
