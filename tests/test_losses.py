@@ -26,14 +26,19 @@ def test_logistic_losses_closed_form():
     np.testing.assert_allclose(losses.g_wgan(logits), -logits)
 
 
-def test_d_logistic_r1_with_a_linear_discriminator():
-    a = RNG.normal(size=(4, 4, 3)).astype(np.float32)
+def linear_setup(n, size):
+    """A linear D(x) = <x, a> (its input gradient is ``a`` everywhere), reals and fakes."""
+    a = RNG.normal(size=(size, size, 3)).astype(np.float32)
 
     def d_fn(x):
         return jnp.sum(x * a, axis=(1, 2, 3))
 
-    reals = RNG.normal(size=(5, 4, 4, 3)).astype(np.float32)
-    fakes = RNG.normal(size=(5, 4, 4, 3)).astype(np.float32)
+    reals, fakes = RNG.normal(size=(2, n, size, size, 3)).astype(np.float32)
+    return a, d_fn, reals, fakes
+
+
+def test_d_logistic_r1_with_a_linear_discriminator():
+    a, d_fn, reals, fakes = linear_setup(5, 4)
     loss, aux = losses.d_logistic_r1(d_fn, reals, fakes, r1_gamma=10.0, r1_scale=0.25)
     real, fake = (reals * a).sum((1, 2, 3)), (fakes * a).sum((1, 2, 3))
     expected = softplus(fake) + softplus(-real) + 10.0 / 2 * 0.25 * (a**2).sum()
@@ -64,13 +69,7 @@ def test_r1_matches_finite_differences_of_a_real_discriminator():
 
 
 def test_wgan_gp_with_a_linear_discriminator():
-    a = RNG.normal(size=(2, 2, 3)).astype(np.float32)
-
-    def d_fn(x):
-        return jnp.sum(x * a, axis=(1, 2, 3))
-
-    reals = RNG.normal(size=(3, 2, 2, 3)).astype(np.float32)
-    fakes = RNG.normal(size=(3, 2, 2, 3)).astype(np.float32)
+    a, d_fn, reals, fakes = linear_setup(3, 2)
     loss, aux = losses.d_wgan_gp(d_fn, reals, fakes, jax.random.key(0), wgan_lambda=10.0,
                                  wgan_epsilon=0.001, wgan_target=1.0, grad_scale=0.5)
     real, fake = (reals * a).sum((1, 2, 3)), (fakes * a).sum((1, 2, 3))

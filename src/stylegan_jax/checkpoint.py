@@ -82,14 +82,14 @@ class Checkpointer:
             metrics=None if fid is None else {"fid": fid})
 
     def restore_meta(self, step: int | None = None) -> dict:
-        step = self._step(step)
+        step = self.checked_step(step)
         return self.manager.restore(step, args=ocp.args.Composite(
             meta=ocp.args.JsonRestore())).meta
 
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
         """Restores onto the shardings of ``abstract_state`` (``jax.ShapeDtypeStruct``s), so a
         checkpoint written on any device count loads onto the current mesh."""
-        step = self._step(step)
+        step = self.checked_step(step)
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
         return restored.state, restored.meta
@@ -104,7 +104,8 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.close()
 
-    def _step(self, step: int | None) -> int:
+    def checked_step(self, step: int | None) -> int:
+        """``step`` if a checkpoint exists there, the latest one if ``step`` is None."""
         steps = self.all_steps()
         if not steps:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
@@ -163,15 +164,9 @@ class StopSignal:
         return self.received is not None
 
 
-def load_generator(workdir: str | Path, step: int | None = None,
-                   mesh: jax.sharding.Mesh | None = None
-                   ) -> tuple[ml_collections.ConfigDict, Any, dict]:
-    """The EMA generator of a run: ``(config, Generator module, variables)`` where
-    ``variables = {'params': EMA params, 'stats': {'w_avg': ...}}``, replicated on ``mesh``
-    (default: all devices). ``step`` is a checkpoint's image count (default: the latest).
-    Works for checkpoints written on any device count."""
-    from stylegan_jax import parallel, training
-
+def resolve_step(workdir: str | Path, step: int | None = None) -> int:
+    """The checkpoint ``step`` (images seen) of a run, or its latest; a clear error when the
+    workdir, its checkpoints or that step do not exist."""
     workdir = Path(workdir)
     if not workdir.is_dir():
         raise FileNotFoundError(f"workdir {workdir} does not exist")
@@ -180,6 +175,23 @@ def load_generator(workdir: str | Path, step: int | None = None,
         if not ckpt.all_steps():
             raise FileNotFoundError(f"no checkpoint in {ckpt.directory}: train first with "
                                     f"`stylegan-jax train --workdir {workdir} ...`")
+        return ckpt.checked_step(step)
+    finally:
+        ckpt.close()
+
+
+def load_generator(workdir: str | Path, step: int | None = None,
+                   mesh: jax.sharding.Mesh | None = None
+                   ) -> tuple[ml_collections.ConfigDict, Any, dict]:
+    """The EMA generator of a run: ``(config, Generator module, variables)`` where
+    ``variables = {'params': EMA params, 'stats': {'w_avg': ...}}``, replicated on ``mesh``
+    (default: all devices). ``step`` is a checkpoint's image count (default: the latest, see
+    :func:`resolve_step`). Works for checkpoints written on any device count."""
+    from stylegan_jax import parallel, training
+
+    step = resolve_step(workdir, step)
+    ckpt = Checkpointer(workdir, async_save=False, read_only=True)
+    try:
         meta = ckpt.restore_meta(step)
         config = ml_collections.ConfigDict(meta["config"])
         G, D = training.build_models(config)

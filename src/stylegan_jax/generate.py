@@ -200,18 +200,13 @@ def load(workdir_or_checkpoint: str | Path, step: int | None = None) -> Model:
     or from one checkpoint directory ``WORKDIR/checkpoints/STEP``; placed on the first
     device (CPU or GPU) whatever device count wrote the checkpoint."""
     from stylegan_jax import parallel
-    from stylegan_jax.checkpoint import Checkpointer, load_generator
+    from stylegan_jax.checkpoint import load_generator, resolve_step
 
     path = Path(workdir_or_checkpoint)
     if path.parent.name == "checkpoints" and path.name.isdigit():
         if step is not None and step != int(path.name):
             raise ValueError(f"checkpoint {path} is step {path.name}, but step={step} was given")
         path, step = path.parent.parent, int(path.name)
+    step = resolve_step(path, step)
     config, G, variables = load_generator(path, step, mesh=parallel.make_mesh(1))
-    if step is None:
-        ckpt = Checkpointer(path, async_save=False)
-        try:
-            step = ckpt.latest_step()
-        finally:
-            ckpt.close()
     return Model(config, G, variables, step, *_compile(G))

@@ -11,6 +11,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from stylegan_jax.layers import downscale2d
+
 
 @functools.partial(jax.jit, static_argnames="resolution")
 def downsample_images(images: jax.Array, resolution: int) -> jax.Array:
@@ -27,13 +29,10 @@ def downsample_images(images: jax.Array, resolution: int) -> jax.Array:
 
     The batch axis is untouched, so a batch sharded over ``'data'`` stays sharded that way.
     """
-    b, h, w, c = images.shape
+    _, h, w, _ = images.shape
     if h != w or h % resolution or (h // resolution) & (h // resolution - 1):
         raise ValueError(f"cannot box-downsample {h}x{w} to {resolution}x{resolution}")
-    f = h // resolution
-    x = images.astype(jnp.float32)
-    if f > 1:
-        x = x.reshape(b, resolution, f, resolution, f, c).sum(axis=(2, 4)) * (1.0 / (f * f))
+    x = downscale2d(images.astype(jnp.float32), h // resolution)
     if images.dtype == jnp.uint8:
         x = jnp.round(x) * (2.0 / 255.0) - 1.0
     return x

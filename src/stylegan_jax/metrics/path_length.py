@@ -22,6 +22,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from stylegan_jax import parallel
+from stylegan_jax.layers import downscale2d
 from stylegan_jax.metrics import lpips, progress
 from stylegan_jax.metrics.frechet import random_labels
 from stylegan_jax.networks import SynthesisNetwork
@@ -74,11 +75,7 @@ def crop_and_downsample(images: jax.Array, crop: bool) -> jax.Array:
     if crop:
         c = images.shape[1] // 8
         images = images[:, 3 * c:7 * c, 2 * c:6 * c]
-    n, h, w, ch = images.shape
-    f = h // 256
-    if f > 1:
-        images = images.reshape(n, h // f, f, w // f, f, ch).mean(axis=(2, 4))
-    return images
+    return downscale2d(images, max(images.shape[1] // 256, 1))
 
 
 def filtered_mean(distances: np.ndarray) -> float:

@@ -49,15 +49,10 @@ def run_metrics(workdir: str | os.PathLike, step: int | None, metric_names: list
     appends them to ``workdir/metrics.jsonl``; returns ``{name: value}`` (``ls`` gives
     ``ls_z`` and ``ls_w``). ``num_samples`` overrides every metric's sample count (quick
     checks). Weights default to ``$STYLEGAN_JAX_INCEPTION`` / ``$STYLEGAN_JAX_LPIPS``."""
-    from stylegan_jax.checkpoint import Checkpointer, load_generator
+    from stylegan_jax.checkpoint import load_generator, resolve_step
 
     check_names(metric_names)
-    if step is None:
-        checkpointer = Checkpointer(workdir, read_only=True)
-        step = checkpointer.latest_step()
-        checkpointer.close()
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
+    step = resolve_step(workdir, step)
     config, generator, variables = load_generator(os.fspath(workdir), step)
     dataset = config.dataset
     data_dir = data_dir if data_dir is not None else dataset.data_dir
