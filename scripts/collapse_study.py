@@ -1,7 +1,7 @@
 """The measurements behind docs/unconditional-collapse.md (run from the repository root).
 
     python scripts/collapse_study.py eval RUN_DIR [STEP ...]   # one JSON line per checkpoint
-    python scripts/collapse_study.py plot OUT.png NAME=EVAL.jsonl ...
+    python scripts/collapse_study.py plot OUT.png KEY NAME=EVAL.jsonl ...  # KEY: top_class, modes
 
 ``eval`` samples 5,000 images from the EMA generator of each kept checkpoint (at the resolution
 and fade the schedule had there, upscaled to full size) and reports: the share of the most
@@ -10,7 +10,8 @@ number of classes above 1%, stacked-digit modes and their KL (5,000 samples: a p
 generator covers ~993), mean per-pixel colour (channel std; 0 for grey data), the spread of
 samples over z (``pix_div``, mean per-pixel std) and of the mapping output
 (``w_spread = mean ||w - mean w|| / ||mean w||``), plus D's mean scores from the training log.
-``plot`` draws ``top_class`` against images shown, one line per run (PIL only).
+``plot`` draws ``top_class`` or ``modes`` (as a fraction of 1,000) against images shown, one
+line per run (PIL only).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def plot(out: str, series: dict[str, list[tuple[float, float]]], key: str = "top
         c = colours[i % len(colours)]
         draw.line([xy(x, y) for x, y in sorted(points)], fill=c, width=2)
         draw.text((left + plot_w + 10, top + 15 * i), name, fill=c)
-    draw.text((left, 3), f"{key} of the grey level vs images shown", fill="black")
+    draw.text((left, 3), f"{key} vs images shown", fill="black")
     img.save(out, optimize=True)
 
 
@@ -104,12 +105,13 @@ def main(argv: list[str]) -> None:
         for step in steps:
             print(json.dumps(evaluate(workdir, step)), flush=True)
     elif argv[:1] == ["plot"]:
+        key, scale = argv[2], 1000.0 if argv[2] == "modes" else 1.0
         series = {}
-        for spec in argv[2:]:
+        for spec in argv[3:]:
             name, path = spec.split("=", 1)
             rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line]
-            series[name] = [(r["kimg"], r["top_class"]) for r in rows]
-        plot(argv[1], series)
+            series[name] = [(r["kimg"], r[key] / scale) for r in rows]
+        plot(argv[1], series, key if scale == 1 else f"{key} / 1000")
     else:
         raise SystemExit(__doc__)
 
