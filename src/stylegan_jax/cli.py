@@ -125,19 +125,24 @@ def train(argv: Sequence[str]) -> None:
                                          flag_values=fv)
     process_id = flags.DEFINE_integer("process_id", None, "With --coordinator_address: this "
                                       "process's index.", flag_values=fv)
+    allow_change = flags.DEFINE_list("allow_config_change", [], "Config fields (or groups, "
+                                     "e.g. seed,sched) a resumed run may change although they "
+                                     "change what the run means.", flag_values=fv)
     _parse(fv, prog, argv)
     if config.value is None or workdir.value is None:
         raise SystemExit(f"{prog}: --config FILE and --workdir DIR are required")
-    import logging
-
-    from stylegan_jax import parallel, training_loop
+    from stylegan_jax import checkpoint, logs, parallel, training_loop
     from stylegan_jax.metrics.weights import WeightsError
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    logs.configure_logging()
     parallel.initialize_distributed(coordinator.value, num_processes.value, process_id.value)
     try:
-        training_loop.train(config.value, workdir.value)
-    except (ValueError, FileNotFoundError, WeightsError, training_loop.NonFiniteError) as e:
+        training_loop.train(config.value, workdir.value,
+                            allow_config_change=allow_change.value)
+    except checkpoint.ConfigChangeError as e:
+        raise SystemExit(f"{prog}: {e} (--allow_config_change={','.join(e.fields)})") from None
+    except (ValueError, FileNotFoundError, WeightsError, training_loop.NonFiniteError,
+            checkpoint.CheckpointError, checkpoint.WorkdirLockedError) as e:
         raise SystemExit(f"{prog}: {e}") from None
 
 
@@ -188,6 +193,7 @@ def metrics(argv: Sequence[str]) -> None:
     _parse(fv, prog, argv)
     if workdir.value is None:
         raise SystemExit(f"{prog}: --workdir is required")
+    from stylegan_jax.checkpoint import CheckpointError
     from stylegan_jax.metrics import run as run_lib
     from stylegan_jax.metrics.weights import WeightsError
 
@@ -199,7 +205,7 @@ def metrics(argv: Sequence[str]) -> None:
             inception_mode=mode.value, lpips_weights=lpips.value, data_dir=data_dir.value,
             batch_size=batch_size.value, seed=seed.value, num_samples=num_samples.value,
             **extra)
-    except (ValueError, FileNotFoundError, WeightsError) as e:
+    except (ValueError, FileNotFoundError, WeightsError, CheckpointError) as e:
         raise SystemExit(f"{prog}: {e}") from None
     for name, value in results.items():
         print(f"{name}: {value:.4f}")
@@ -238,6 +244,7 @@ def generate(argv: Sequence[str]) -> None:
     from pathlib import Path
 
     from stylegan_jax import generate as gen
+    from stylegan_jax.checkpoint import CheckpointError
     from stylegan_jax.logs import save_png, to_uint8
 
     try:
@@ -248,7 +255,7 @@ def generate(argv: Sequence[str]) -> None:
                                 cutoff=common["cutoff"].value, noise=common["noise_seed"].value,
                                 class_index=common["class_index"].value,
                                 batch_size=batch_size.value)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
         raise SystemExit(f"{prog}: {e}") from None
     outdir = Path(common["outdir"].value)
     for seed, image in zip(seed_list, to_uint8(images), strict=True):
@@ -284,6 +291,7 @@ def figure(argv: Sequence[str]) -> None:
         raise SystemExit(f"{prog}: --workdir, --kind and --outdir are required")
     from stylegan_jax import figures
     from stylegan_jax import generate as gen
+    from stylegan_jax.checkpoint import CheckpointError
 
     try:
         try:
@@ -301,7 +309,7 @@ def figure(argv: Sequence[str]) -> None:
             psis=psi_list, steps=steps.value, space=space.value, fps=fps.value,
             samples=samples.value, noise=common["noise_seed"].value,
             class_index=common["class_index"].value)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
         raise SystemExit(f"{prog}: {e}") from None
     print("\n".join(f"Wrote {path}" for path in written))
 
