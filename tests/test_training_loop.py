@@ -252,27 +252,29 @@ def test_periodic_fid_needs_inception_weights(config_file, tmp_path, monkeypatch
 
 # ---- checkpoints that must survive: non-finite runs, corruption, a second process ----------
 
-def copy_run(src, dst, keep_up_to):
-    """A copy of a run's workdir with only the checkpoints up to ``keep_up_to`` images."""
+def copy_run(src, dst, keep_up_to, keep_from=0):
+    """A copy of a run's workdir with only the checkpoints from ``keep_from`` to
+    ``keep_up_to`` images."""
     shutil.copytree(src, dst)
     for p in (dst / "checkpoints").iterdir():
-        if int(p.name) > keep_up_to:
+        if not keep_from <= int(p.name) <= keep_up_to:
             shutil.rmtree(p)
     return dst
 
 
 def test_nonfinite_ticks_never_push_out_the_last_finite_checkpoint(config_file, straight_run,
                                                                   tmp_path, caplog):
-    workdir = copy_run(straight_run[0], tmp_path / "run", 256)
-    # Resumed with an exploding learning rate and a retention that keeps one checkpoint: every
-    # tick from 256 images on is non-finite, none may replace the finite one at 256.
+    workdir = copy_run(straight_run[0], tmp_path / "run", 256, keep_from=224)
+    # Resumed with an exploding learning rate and a retention that keeps the latest checkpoint
+    # (and 224, the first of its snapshot interval): every tick from 256 images on is
+    # non-finite, none may replace the finite one at 256.
     config = load_config(config_file, total_kimg=0.384, keep_checkpoints=1, snapshot_kimg=1000.0,
                          max_nonfinite_steps=4)
     config.sched.G_lrate_base = config.sched.D_lrate_base = 1e30
     with pytest.raises(training_loop.NonFiniteError) as error:
         training_loop.train(config, workdir, allow_config_change=["sched.G_lrate_base",
                                                                   "sched.D_lrate_base"])
-    assert Checkpointer(workdir).all_steps() == [256]
+    assert Checkpointer(workdir).all_steps() == [224, 256]
     assert f"the last finite checkpoint is 0.256 kimg, {workdir.absolute()}/checkpoints/256" \
         in str(error.value)
     assert "no checkpoint at 0.288 kimg: this tick had non-finite losses" in caplog.text
@@ -295,22 +297,26 @@ def corrupt_bitflip(path):
     path.write_bytes(bytes(data))
 
 
-def largest_array_file(checkpoint):
-    return max((p for p in (checkpoint / "state").rglob("*") if p.is_file()
-                and "manifest" not in p.name and p.suffix != ".json" and p.name != "_METADATA"
-                and p.name != "_sharding"), key=lambda p: p.stat().st_size)
+def array_data_files(checkpoint):
+    """The files that hold the train state's arrays (compressed OCDBT chunks and b-tree
+    nodes, some of which are superseded ones no read touches: each one is damaged)."""
+    return sorted(p for p in (checkpoint / "state").glob("**/d/*") if p.is_file())
 
 
-@pytest.mark.parametrize("damage, target", [
-    (corrupt_truncate, largest_array_file), (corrupt_garble, largest_array_file),
-    (corrupt_bitflip, largest_array_file),
-    (corrupt_truncate, lambda c: c / "meta" / "metadata"),
+def metadata_file(checkpoint):
+    return [checkpoint / "meta" / "metadata"]
+
+
+@pytest.mark.parametrize("damage, targets", [
+    (corrupt_truncate, array_data_files), (corrupt_garble, array_data_files),
+    (corrupt_bitflip, array_data_files), (corrupt_truncate, metadata_file),
 ])
 def test_a_corrupt_newest_checkpoint_resumes_from_the_previous_one(
-        config_file, straight_run, tmp_path, caplog, capfd, damage, target):
+        config_file, straight_run, tmp_path, caplog, capfd, damage, targets):
     workdir = copy_run(straight_run[0], tmp_path / "run", 256)
     bad = workdir.absolute() / "checkpoints" / "256"
-    damage(target(bad))
+    for path in targets(bad):
+        damage(path)
     expected, _ = final_state(straight_run[0], straight_run[1], step=224)
     state = training_loop.train(load_config(config_file, total_kimg=0.224), workdir)
     assert_same_state(jax.tree.map(np.asarray, jax.device_get(state)), expected)
@@ -322,7 +328,8 @@ def test_a_corrupt_newest_checkpoint_resumes_from_the_previous_one(
 
 def test_no_intact_checkpoint_is_one_clear_error(config_file, straight_run, tmp_path):
     workdir = copy_run(straight_run[0], tmp_path / "run", 32)
-    corrupt_garble(largest_array_file(workdir / "checkpoints" / "32"))
+    for path in array_data_files(workdir / "checkpoints" / "32"):
+        corrupt_garble(path)
     with pytest.raises(CheckpointError, match=r"no intact checkpoint to resume from: checkpoint "
                        r".*/checkpoints/32 is (unreadable|corrupt)"):
         training_loop.train(load_config(config_file), workdir)

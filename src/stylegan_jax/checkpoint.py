@@ -139,12 +139,17 @@ def tree_checksums(tree: Any) -> dict[str, str]:
             for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
-def _describe(e: BaseException) -> str:
-    """The innermost useful line of an exception chain (Orbax wraps errors several deep)."""
+def _describe(e: BaseException, limit: int = 400) -> str:
+    """One line for an exception from Orbax: errors come wrapped several deep, sometimes as a
+    formatted traceback (whose last line is the error), and TensorStore appends its whole
+    JSON spec."""
     while (e.__cause__ or e.__context__) is not None and not str(e).strip():
         e = e.__cause__ or e.__context__
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}".strip()
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = (lines[-1] if lines[0].startswith("Traceback") else lines[0]) if lines else ""
+    text = text.split(" [tensorstore_spec")[0]
+    text = f"{type(e).__name__}: {text}" if ": " not in text[:40] else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_disk_full(e: BaseException | None) -> bool:
@@ -176,6 +181,8 @@ class Checkpointer:
     def __init__(self, workdir: str | Path, keep: int = 3, snapshot_kimg: float = 1000.0,
                  async_save: bool = True, read_only: bool = False):
         self.directory = Path(workdir).absolute() / "checkpoints"
+        self._in_flight: int | None = None  # the step of the save not yet known complete
+        self._closed = False
         handlers = None
         if read_only:
             if not self.directory.is_dir():
@@ -217,28 +224,36 @@ class Checkpointer:
         meta = {**meta, "checksums": {name: tree_checksums(tree)
                                       for name, tree in items.items()}}
         args = {name: ocp.args.StandardSave(tree) for name, tree in items.items()}
+        self._in_flight = nimg
         with self._save_errors(nimg):
             self.manager.save(nimg, args=ocp.args.Composite(**args, meta=ocp.args.JsonSave(meta)),
                               force=True, metrics=None if fid is None else {"fid": fid})
 
     def wait(self) -> None:
         """Waits for the save in flight; a failed one raises :class:`CheckpointError`."""
-        with self._save_errors(None):
+        if self._closed:
+            return
+        with self._save_errors(self._in_flight):
             self.manager.wait_until_finished()
+        self._in_flight = None
 
     @contextlib.contextmanager
-    def _save_errors(self, step: int | None):
+    def _save_errors(self, step: int):
         """Turns a failed save into one :class:`CheckpointError` line and removes the partial
         temporary directories it left (finished checkpoints are never touched)."""
         try:
             with _quiet_orbax_errors():
                 yield
         except Exception as e:
+            # Writer threads still in flight would recreate the temporary directory: stop them
+            # all (the run ends with this error; the manager is not used again).
+            with contextlib.suppress(Exception), _quiet_orbax_errors():
+                self.manager.close()
+            self._closed = True
             removed = self._remove_partial_saves()
             what = "the disk is full" if _is_disk_full(e) else _describe(e)
-            which = f"checkpoint {step}" if step is not None else "a checkpoint"
             raise CheckpointError(
-                f"saving {which} in {self.directory} failed: {what}; removed the partial "
+                f"saving checkpoint {step} in {self.directory} failed: {what}; removed the partial "
                 f"save ({', '.join(removed) or 'none left'}); the earlier checkpoints "
                 f"{self.all_steps()} are intact") from None
 
@@ -308,7 +323,9 @@ class Checkpointer:
         return jax.process_count() > 1 and self.manager.reached_preemption(step)
 
     def close(self) -> None:
-        self.manager.close()
+        if not self._closed:
+            self.manager.close()
+            self._closed = True
 
     def checked_step(self, step: int | None) -> int:
         """``step`` if a checkpoint exists there, the latest one if ``step`` is None."""
