@@ -198,8 +198,10 @@ def test_restore_onto_a_single_device(straight_run):
 def test_nonfinite_run_stops_with_a_clear_error(config_file, tmp_path):
     config = load_config(config_file, total_kimg=0.128, max_nonfinite_steps=2)
     config.loss.r1_gamma = float("nan")
-    with pytest.raises(training_loop.NonFiniteError, match="consecutive updates"):
+    with pytest.raises(training_loop.NonFiniteError, match="consecutive updates had non-finite "
+                       "gradients .* no finite checkpoint has been saved"):
         training_loop.train(config, tmp_path)
+    assert Checkpointer(tmp_path).all_steps() == []  # every tick was non-finite
 
 
 def test_dataset_resolution_must_match(config_file, tmp_path):
@@ -372,10 +374,17 @@ def test_a_second_train_process_exits_at_once_and_the_first_finishes(config_file
 
 def test_resume_says_where_and_drops_log_records_past_the_checkpoint(config_file, straight_run,
                                                                      tmp_path):
-    workdir = copy_run(straight_run[0], tmp_path / "run", 224)  # as if killed after 256's log
+    """The CLI on a workdir whose newest checkpoint (256) is truncated: one line about it (no
+    asyncio tracebacks), where it resumes, what it will do, and no log records past 224."""
+    workdir = copy_run(straight_run[0], tmp_path / "run", 256)
+    bad = workdir.absolute() / "checkpoints" / "256"
+    for path in array_data_files(bad):
+        corrupt_truncate(path)
     proc = run_cli(config_file, workdir, "--config.total_kimg=0.224")
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
+    assert "Traceback" not in out and "Event loop is closed" not in out
+    assert out.count(f"checkpoint {bad} is unreadable") == 1
     assert f"resuming from checkpoint {workdir.absolute()}/checkpoints/224 at 0.224 kimg " \
            "(tick 7, 32x32 fade 0.00)" in out
     assert "training on digits/32" in out and "0.224 -> 0.224 kimg" in out

@@ -22,7 +22,9 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import threading
+import traceback
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -160,6 +162,29 @@ def _is_disk_full(e: BaseException | None) -> bool:
     return False
 
 
+def _is_closed_loop_noise(exc_type: type, exc: BaseException, tb: Any) -> bool:
+    """``RuntimeError('Event loop is closed')`` raised in asyncio by a TensorStore read that
+    completes after Orbax gave up on a broken checkpoint and closed its event loop."""
+    frames = traceback.extract_tb(tb)
+    return (exc_type is RuntimeError and str(exc) == "Event loop is closed"
+            and any(f.name == "call_soon_threadsafe" for f in frames))
+
+
+def _ignore_late_read_callbacks() -> None:
+    """Keeps the late callbacks of a failed restore (one traceback per read still in flight,
+    printed through ``sys.excepthook``) off the terminal; any other error still prints."""
+    previous = sys.excepthook
+    if getattr(previous, "_stylegan_jax", False):
+        return
+
+    def hook(exc_type: type, exc: BaseException, tb: Any) -> None:
+        if not _is_closed_loop_noise(exc_type, exc, tb):
+            previous(exc_type, exc, tb)
+
+    hook._stylegan_jax = True
+    sys.excepthook = hook
+
+
 @contextlib.contextmanager
 def _quiet_orbax_errors():
     """Orbax and asyncio log every failed read of a broken checkpoint as long tracebacks; the
@@ -278,6 +303,7 @@ class Checkpointer:
         :class:`CheckpointError` that names the checkpoint directory and what is wrong."""
         where = self.path(step)
         args = {name: ocp.args.StandardRestore(tree) for name, tree in items.items()}
+        _ignore_late_read_callbacks()
         try:
             with _quiet_orbax_errors():
                 restored = self.manager.restore(step, args=ocp.args.Composite(
