@@ -251,3 +251,13 @@ def test_notebook_runs_top_to_bottom(tiny_run, monkeypatch):
     namespace = {}
     exec(compile(code, "demo.ipynb", "exec"), namespace)
     assert namespace["model"].step == 64
+
+
+def test_generate_prints_only_its_result(tiny_run, tmp_path, capfd):
+    """No absl/Orbax warnings about the read-only checkpoint manager."""
+    capfd.readouterr()
+    cli.main(["generate", "--workdir", str(tiny_run), "--seeds", "0-1", "--outdir",
+              str(tmp_path)])
+    out, err = capfd.readouterr()
+    assert out == f"Wrote 2 images of checkpoint 64 to {tmp_path}\n"
+    assert err == ""

@@ -185,6 +185,14 @@ def _ignore_late_read_callbacks() -> None:
     sys.excepthook = hook
 
 
+def _join_orbax_writers(timeout: float = 60.0) -> None:
+    """Waits for Orbax's writer threads (``_SignalingThread``: sharding files, metadata),
+    which ``CheckpointManager.close`` does not join after a failed save."""
+    for thread in threading.enumerate():
+        if type(thread).__name__ == "_SignalingThread" and thread is not threading.current_thread():
+            thread.join(timeout)
+
+
 @contextlib.contextmanager
 def _quiet_orbax_errors():
     """Orbax and asyncio log every failed read of a broken checkpoint as long tracebacks; the
@@ -274,6 +282,7 @@ class Checkpointer:
             # all (the run ends with this error; the manager is not used again).
             with contextlib.suppress(Exception), _quiet_orbax_errors():
                 self.manager.close()
+                _join_orbax_writers()
             self._closed = True
             removed = self._remove_partial_saves()
             what = "the disk is full" if _is_disk_full(e) else _describe(e)
