@@ -310,7 +310,8 @@ def config_name(dataset: str, resolution: int | None = None, fit: str = "crop") 
         if resolution not in (None, DIGITS_RESOLUTION):
             raise ValueError(f"digits is {DIGITS_RESOLUTION}x{DIGITS_RESOLUTION} only")
         return names[0]
-    resolution = resolution or (1024 if dataset == "ffhq" else 256)
+    if resolution is None:
+        resolution = 1024 if dataset == "ffhq" else 256
     name = str(resolution) if dataset == "ffhq" else f"{resolution}_{fit}"
     if name not in names:
         raise ValueError(f"{dataset} has no config {name!r}; resolutions are powers of two "
