@@ -87,6 +87,7 @@ def prepare(argv: Sequence[str]) -> None:
         raise UsageError("--dataset and --data_dir are required")
     from stylegan_jax.data import builders
     from stylegan_jax.data import prepare as prepare_lib
+    from stylegan_jax.data.images import describe_files
 
     try:
         done = prepare_lib.prepare_dataset(
@@ -95,8 +96,12 @@ def prepare(argv: Sequence[str]) -> None:
             workers=workers.value)
     except (builders.SourceError, FileExistsError, FileNotFoundError, ValueError) as e:
         raise UsageError(e) from e
+    if done.ignored:
+        print(f"note: ignored {len(done.ignored)} files that are not source images: "
+              f"{describe_files(done.ignored)}", file=sys.stderr)
     if done.skipped:
-        print(f"warning: skipped {len(done.skipped)} unusable source files", file=sys.stderr)
+        print(f"warning: skipped {len(done.skipped)} unusable source images (--skip_bad): "
+              f"{describe_files(done.skipped)}", file=sys.stderr)
     labels = f", {done.num_classes} classes" if done.num_classes else ""
     print(f"Prepared {done.num_examples} images{labels} as '{done.name}' in {done.path}\n"
           f"Train or benchmark with --data_dir {data_dir.value} --dataset {done.name}")
