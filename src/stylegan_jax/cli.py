@@ -162,6 +162,9 @@ def train(argv: Sequence[str]) -> None:
 
     from stylegan_jax import parallel, training_loop
     from stylegan_jax.metrics.weights import WeightsError
+    from stylegan_jax.validate import check_config
+
+    check_config(config.value)  # before config.json is (re)written
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     parallel.initialize_distributed(coordinator.value, num_processes.value, process_id.value)

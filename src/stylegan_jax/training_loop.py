@@ -24,13 +24,12 @@ from tqdm import tqdm
 from stylegan_jax import parallel, training
 from stylegan_jax.checkpoint import Checkpointer, StopSignal, network_mismatches
 from stylegan_jax.data.pipeline import InputPipeline
-from stylegan_jax.data.prepared import PreparedDataset, open_prepared
+from stylegan_jax.data.prepared import open_prepared
 from stylegan_jax.layers import upscale2d
 from stylegan_jax.logs import RunWriter, image_grid, to_uint8
 from stylegan_jax.metrics.frechet import FeatureExtractor
 from stylegan_jax.metrics.periodic import PeriodicFID
 from stylegan_jax.schedule import ema_beta, training_schedule
-from stylegan_jax.validate import check_config
 
 log = logging.getLogger(__name__)
 
@@ -55,26 +54,23 @@ def _saved_meta(config, workdir: Path, ckpt: Checkpointer) -> dict:
     return meta
 
 
-def _check_dataset(config, dataset: PreparedDataset) -> None:
-    if dataset.resolution != config.resolution:
+def _check_dataset(config, pipeline: InputPipeline) -> None:
+    if pipeline.resolution != config.resolution:
         raise ValueError(f"dataset {config.dataset.name!r} in {config.dataset.data_dir} stores "
-                         f"{dataset.resolution}x{dataset.resolution} images but "
+                         f"{pipeline.resolution}x{pipeline.resolution} images but "
                          f"config.resolution is {config.resolution}")
-    if config.label_size and dataset.num_classes != config.label_size:
+    if config.label_size and pipeline.num_classes != config.label_size:
         raise ValueError(f"config.label_size is {config.label_size} but dataset "
-                         f"{config.dataset.name!r} has {dataset.num_classes} classes")
+                         f"{config.dataset.name!r} has {pipeline.num_classes} classes")
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | Path,
           mesh: jax.sharding.Mesh | None = None,
           fid_extractor: FeatureExtractor | None = None) -> training.TrainState:
     """Trains (or resumes) the run in ``workdir`` until ``config.total_kimg`` or a stop signal.
-    ``fid_extractor`` replaces the Inception network of periodic FID (tests).
-
-    The config's values and the prepared dataset are checked before anything is written
-    (``ConfigError`` / ``DatasetNotPreparedError``: user errors, one line each)."""
-    check_config(config)
-    _check_dataset(config, open_prepared(config.dataset.data_dir, config.dataset.name))
+    ``fid_extractor`` replaces the Inception network of periodic FID (tests). A dataset that
+    is not prepared raises ``DatasetNotPreparedError`` before anything is written."""
+    open_prepared(config.dataset.data_dir, config.dataset.name)
     with contextlib.ExitStack() as cleanup:
         return _train(config, Path(workdir), mesh or parallel.make_mesh(), fid_extractor,
                       cleanup)
@@ -94,6 +90,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.
         config.dataset.data_dir, config.dataset.name, mesh=mesh, seed=config.seed,
         mirror=config.dataset.mirror_augment, start_image=meta["nimg"],
         workers=config.dataset.workers, prefetch=config.dataset.prefetch))
+    _check_dataset(config, pipeline)
     if ckpt.latest_step() is not None:
         abstract = training.abstract_train_state(config, G, D, optimizer, mesh)
         state, meta = ckpt.restore(abstract, ckpt.latest_step())
