@@ -77,7 +77,9 @@ def test_paths_that_are_files(tmp_path, capsys):
     for argv in (["generate", "--seeds", "0-3"], ["figure", "--kind", "noise"]):
         usage_error(capsys, [*argv, "--workdir", str(tmp_path / "no_run"), "--outdir",
                              str(afile)], f"--outdir {afile} is a file")
-    assert afile.read_text() == ""
+    for argv in (["metrics"], ["generate", "--seeds", "0", "--outdir", str(tmp_path / "o")]):
+        usage_error(capsys, [*argv, "--workdir", str(afile)], f"--workdir {afile} is a file")
+    assert afile.read_text() == "" and not (tmp_path / "o").exists()
 
 
 def test_unknown_flag_and_command(capsys):

@@ -233,6 +233,7 @@ def metrics(argv: Sequence[str]) -> None:
     _parse(fv, prog, argv)
     if workdir.value is None:
         raise UsageError("--workdir is required")
+    require_dir(workdir.value, "--workdir")
     from stylegan_jax.metrics import run as run_lib
     from stylegan_jax.metrics.weights import WeightsError
 
@@ -280,6 +281,7 @@ def generate(argv: Sequence[str]) -> None:
     _parse(fv, prog, argv)
     if None in (common["workdir"].value, common["outdir"].value, seeds.value):
         raise UsageError("--workdir, --seeds and --outdir are required")
+    require_dir(common["workdir"].value, "--workdir")
     require_dir(common["outdir"].value, "--outdir")
     from pathlib import Path
 
@@ -329,6 +331,7 @@ def figure(argv: Sequence[str]) -> None:
     _parse(fv, prog, argv)
     if None in (common["workdir"].value, common["outdir"].value, kind.value):
         raise UsageError("--workdir, --kind and --outdir are required")
+    require_dir(common["workdir"].value, "--workdir")
     require_dir(common["outdir"].value, "--outdir")
     from stylegan_jax import figures
     from stylegan_jax import generate as gen
