@@ -217,3 +217,20 @@ def test_os_system_is_refused(tmp_path, protocol):
                                                             r"(os|posix|nt)\.system"):
         safe_pickle.loads(data, source="evil.pkl")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("where", ["sys_info", "main"])
+def test_metric_weight_loaders_refuse_payloads(tmp_path, monkeypatch, where):
+    """--inception_weights / --lpips_weights and their environment variables."""
+    from stylegan_jax.metrics import inception, lpips
+
+    marker = tmp_path / "pwned"
+    path = legacy_torch(tmp_path / "w.pth", Payload(marker), where)
+    for load, env in ((inception.load_inception, inception.INCEPTION_ENV),
+                      (lpips.load_lpips, lpips.LPIPS_ENV)):
+        with pytest.raises(weights.WeightsError, match="refusing"):
+            load(path)
+        monkeypatch.setenv(env, str(path))
+        with pytest.raises(weights.WeightsError, match="refusing"):
+            load()
+    assert not marker.exists()
