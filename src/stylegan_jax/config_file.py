@@ -9,8 +9,8 @@ line naming the file (and line) or the field, with a "did you mean" for misspelt
 from __future__ import annotations
 
 import difflib
+import importlib.machinery
 import importlib.util
-import os
 import re
 import traceback
 from collections.abc import Sequence
@@ -49,11 +49,10 @@ def load(spec: str) -> ml_collections.ConfigDict:
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
         raise ConfigError(f"config file {path} {what}")
-    module_spec = importlib.util.spec_from_file_location("stylegan_jax_user_config", path)
-    module = importlib.util.module_from_spec(module_spec)
+    loader = importlib.machinery.SourceFileLoader("stylegan_jax_user_config", str(path))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
     try:
-        source = path.read_text()
-        exec(compile(source, os.fspath(path), "exec"), module.__dict__)  # noqa: S102
+        loader.exec_module(module)
     except SyntaxError as e:
         raise ConfigError(f"config file {path}, line {e.lineno}: syntax error: {e.msg}") from e
     except Exception as e:
