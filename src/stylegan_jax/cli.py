@@ -151,9 +151,9 @@ def train(argv: Sequence[str]) -> None:
                                       "Slurm are detected automatically).", flag_values=fv)
     num_processes = flags.DEFINE_integer("num_processes", None, "With "
                                          "--coordinator_address: the number of processes.",
-                                         flag_values=fv)
+                                         lower_bound=1, flag_values=fv)
     process_id = flags.DEFINE_integer("process_id", None, "With --coordinator_address: this "
-                                      "process's index.", flag_values=fv)
+                                      "process's index.", lower_bound=0, flag_values=fv)
     _parse(fv, prog, argv)
     if config.value is None or workdir.value is None:
         raise UsageError("--config FILE and --workdir DIR are required")
