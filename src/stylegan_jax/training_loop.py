@@ -39,6 +39,7 @@ from stylegan_jax.checkpoint import (
     check_resumable,
 )
 from stylegan_jax.data.pipeline import InputPipeline
+from stylegan_jax.data.prepared import open_prepared
 from stylegan_jax.layers import upscale2d
 from stylegan_jax.logs import RunWriter, image_grid, to_uint8
 from stylegan_jax.metrics.frechet import FeatureExtractor
@@ -100,7 +101,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
     """Trains (or resumes) the run in ``workdir`` until ``config.total_kimg`` or a stop signal.
     ``allow_config_change`` names config fields (or prefixes, e.g. ``sched``) that may differ
     from the checkpoint's; ``fid_extractor`` replaces the Inception network of periodic FID
-    (tests)."""
+    (tests). A dataset that is not prepared raises ``DatasetNotPreparedError`` before anything
+    is written."""
+    open_prepared(config.dataset.data_dir, config.dataset.name)
     workdir, mesh = Path(workdir), mesh or parallel.make_mesh()
     with contextlib.ExitStack() as cleanup:
         if jax.process_index() == 0:
