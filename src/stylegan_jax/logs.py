@@ -81,9 +81,9 @@ def truncate_records(path: str | Path, last_nimg: int) -> int:
 class RunWriter:
     """``metrics.jsonl`` + TensorBoard events in ``workdir``; inert when ``enabled`` is False.
 
-    ``resume_nimg``: the position a resumed run restarts from; records logged past it by the
-    interrupted run are dropped from ``metrics.jsonl`` and hidden from TensorBoard (its
-    ``purge_step``)."""
+    ``resume_nimg``: the position a run (re)starts from (0 for a fresh start); records logged
+    past it by an interrupted run are dropped from ``metrics.jsonl`` and hidden from
+    TensorBoard (its ``purge_step``)."""
 
     def __init__(self, workdir: str | Path, enabled: bool = True,
                  resume_nimg: int | None = None):

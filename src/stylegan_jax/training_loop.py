@@ -141,7 +141,7 @@ def _open(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.M
         periodic_fid=(PeriodicFID(config, mesh, position.nimg, workdir / "fid_cache",
                                   fid_extractor) if config.fid.every_kimg > 0 else None),
         writer=cleanup.enter_context(contextlib.closing(RunWriter(
-            workdir, enabled=is_main, resume_nimg=position.nimg or None))),
+            workdir, enabled=is_main, resume_nimg=position.nimg))),
         stop=cleanup.enter_context(StopSignal()),
         bar=cleanup.enter_context(tqdm(
             total=total_nimg, initial=min(position.nimg, total_nimg), unit="img",
