@@ -172,17 +172,23 @@ def _is_closed_loop_noise(exc_type: type, exc: BaseException, tb: Any) -> bool:
 
 def _ignore_late_read_callbacks() -> None:
     """Keeps the late callbacks of a failed restore (one traceback per read still in flight,
-    printed through ``sys.excepthook``) off the terminal; any other error still prints."""
-    previous = sys.excepthook
-    if getattr(previous, "_stylegan_jax", False):
+    printed through ``sys.excepthook`` or ``sys.unraisablehook``) off the terminal; any other
+    error still prints."""
+    if getattr(sys.excepthook, "_stylegan_jax", False):
         return
+    previous_except, previous_unraisable = sys.excepthook, sys.unraisablehook
 
-    def hook(exc_type: type, exc: BaseException, tb: Any) -> None:
+    def excepthook(exc_type: type, exc: BaseException, tb: Any) -> None:
         if not _is_closed_loop_noise(exc_type, exc, tb):
-            previous(exc_type, exc, tb)
+            previous_except(exc_type, exc, tb)
 
-    hook._stylegan_jax = True
-    sys.excepthook = hook
+    def unraisablehook(unraisable: Any) -> None:
+        if not _is_closed_loop_noise(unraisable.exc_type, unraisable.exc_value,
+                                     unraisable.exc_traceback):
+            previous_unraisable(unraisable)
+
+    excepthook._stylegan_jax = True
+    sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
 
 
 def _join_orbax_writers(timeout: float = 60.0) -> None:
