@@ -256,6 +256,17 @@ class Checkpointer:
         """The names of the items stored in checkpoint ``step``."""
         return {p.name for p in self.path(step).iterdir() if p.is_dir()}
 
+    def item_metadata(self, step: int, name: str) -> Any:
+        """The saved tree of item ``name`` of checkpoint ``step`` with Orbax's array metadata
+        (``.shape``, ``.dtype``) as leaves; :class:`CheckpointError` if unreadable."""
+        try:
+            with _quiet_orbax_errors():
+                saved = self.manager.item_metadata(step)[name]
+        except Exception as e:
+            raise CheckpointError(f"checkpoint {self.path(step)} is unreadable: "
+                                  f"{_describe(e)}") from None
+        return getattr(saved, "tree", saved)  # orbax's TreeMetadata wraps the tree
+
     def save(self, nimg: int, items: dict[str, Any], meta: dict,
              fid: float | None = None) -> None:
         """Starts an (async) save of the pytrees ``items`` and ``meta`` (plus the items'

@@ -61,8 +61,7 @@ def ema_abstract(G: Generator, sharding: jax.sharding.Sharding) -> dict:
 
 def _legacy_ema(ckpt: Checkpointer, step: int, sharding: jax.sharding.Sharding) -> dict:
     """The EMA generator of a checkpoint without a ``g_ema`` item, from its whole ``state``."""
-    saved = ckpt.manager.item_metadata(step)[STATE]
-    saved = getattr(saved, "tree", saved)  # orbax's TreeMetadata wraps the tree
+    saved = ckpt.item_metadata(step, STATE)
     abstract = jax.tree.map(
         lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), saved,
         is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"))
