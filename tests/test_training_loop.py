@@ -343,7 +343,10 @@ def test_resume_refuses_a_changed_seed_unless_allowed(config_file, straight_run,
     with pytest.raises(ConfigChangeError, match=r"config\.seed is 1000 in the checkpoint but 7 "
                        r"now\. Resume with the run's config, or allow the change of seed"):
         training_loop.train(changed, workdir)
+    killed_save = workdir / "checkpoints" / "288.orbax-checkpoint-tmp-1"  # cut short by a kill
+    killed_save.mkdir()
     training_loop.train(changed, workdir, allow_config_change=["seed"])  # nothing left to do
+    assert not killed_save.exists()
 
 
 def test_a_locked_workdir_is_refused_naming_the_holder(config_file, tmp_path):

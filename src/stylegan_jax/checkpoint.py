@@ -236,8 +236,11 @@ class Checkpointer:
             policy = checkpoint_managers.AnyPreservationPolicy([
                 checkpoint_managers.LatestN(keep),
                 FirstInEachInterval(max(int(snapshot_kimg * 1000), 1)), LowestFID()])
+            # cleanup_tmp_directories: a save cut short by a kill leaves its temporary
+            # directory; the workdir lock guarantees no other writer's save is in progress.
             options = ocp.CheckpointManagerOptions(
-                preservation_policy=policy, enable_async_checkpointing=async_save)
+                preservation_policy=policy, enable_async_checkpointing=async_save,
+                cleanup_tmp_directories=True)
         with _quiet_orbax_errors():  # a read-only manager warns that it is read-only
             self.manager = ocp.CheckpointManager(self.directory, options=options,
                                                  item_handlers=handlers)
