@@ -20,6 +20,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -46,8 +47,10 @@ NETWORK_FIELDS = ("resolution", "num_channels", "label_size", "G", "D")
 # the change is explicitly allowed (total_kimg, logging and data paths may change freely).
 MEANING_FIELDS = ("seed", "dataset.name", "dataset.mirror_augment", "loss", "sched", "opt",
                   "minibatch_repeats", "G_smoothing_kimg", "compute_dtype")
-META = "meta"
-ITEMS = ("state", "g_ema")  # the pytree items a checkpoint may hold, besides META
+# A checkpoint's items: the EMA generator ({'params', 'w_avg'}), the rest of the train state
+# (all of it in checkpoints written before G_EMA existed) and the JSON metadata.
+G_EMA, STATE, META = "g_ema", "state", "meta"
+ITEMS = (STATE, G_EMA)
 TMP_SUFFIX = ".orbax-checkpoint-tmp"  # Orbax's temporary checkpoint directories
 
 
@@ -150,7 +153,8 @@ def _describe(e: BaseException, limit: int = 400) -> str:
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     text = (lines[-1] if lines[0].startswith("Traceback") else lines[0]) if lines else ""
     text = text.split(" [tensorstore_spec")[0]
-    text = f"{type(e).__name__}: {text}" if ": " not in text[:40] else text
+    if not re.match(r"[A-Z_]+: ", text):  # TensorStore's messages start with a status code
+        text = f"{type(e).__name__}: {text}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -17,12 +17,9 @@ import jax.numpy as jnp
 import ml_collections
 
 from stylegan_jax import parallel
-from stylegan_jax.checkpoint import Checkpointer, LoopPosition
+from stylegan_jax.checkpoint import G_EMA, STATE, Checkpointer, LoopPosition
 from stylegan_jax.networks import Generator
 from stylegan_jax.training import build_models
-
-G_EMA = "g_ema"  # checkpoint item: the EMA generator, {'params': ..., 'w_avg': ...}
-STATE = "state"  # checkpoint item: the rest of the train state (all of it in old checkpoints)
 
 
 @dataclasses.dataclass(frozen=True)
