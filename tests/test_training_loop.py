@@ -282,6 +282,19 @@ def test_nonfinite_ticks_never_push_out_the_last_finite_checkpoint(config_file, 
     assert "no checkpoint at 0.288 kimg: this tick had non-finite losses" in caplog.text
 
 
+def test_a_fresh_run_that_diverges_keeps_and_names_its_last_finite_checkpoint(config_file,
+                                                                              tmp_path):
+    # The learning rate ramps up from 0 to an exploding 1e30: the first tick (at lr 0) is
+    # finite and saved, every later one is not.
+    config = load_config(config_file, keep_checkpoints=1, max_nonfinite_steps=4)
+    config.sched.update(dict(G_lrate_base=1e30, D_lrate_base=1e30, lrate_rampup_kimg=0.064))
+    with pytest.raises(training_loop.NonFiniteError) as error:
+        training_loop.train(config, tmp_path)
+    assert Checkpointer(tmp_path).all_steps() == [32]
+    assert f"the last finite checkpoint is 0.032 kimg, {tmp_path.absolute()}/checkpoints/32" \
+        in str(error.value)
+
+
 def corrupt_truncate(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
