@@ -26,13 +26,14 @@ import numpy as np
 def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0) -> dict:
     import jax
 
-    from stylegan_jax.checkpoint import load_generator
     from stylegan_jax.data.digits_classifier import digits_classifier
     from stylegan_jax.layers import upscale2d
     from stylegan_jax.metrics import modes
+    from stylegan_jax.runs import load_run
     from stylegan_jax.schedule import training_schedule
 
-    config, G, variables = load_generator(workdir, step)
+    run = load_run(workdir, step)
+    config, G, variables = run.config, run.G, run.variables
     phase = training_schedule(step, config.sched, config.resolution)
     k_z, k_noise = jax.random.split(jax.random.key(seed))
     z = jax.random.normal(k_z, (n, G.latent_size))
@@ -97,11 +98,9 @@ def plot(out: str, series: dict[str, list[tuple[float, float]]], key: str = "top
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["eval"]:
-        from stylegan_jax.checkpoint import Checkpointer
-
         workdir = argv[1]
-        steps = [int(s) for s in argv[2:]] or Checkpointer(
-            workdir, async_save=False, read_only=True).all_steps()
+        steps = [int(s) for s in argv[2:]] or sorted(
+            int(p.name) for p in (Path(workdir) / "checkpoints").iterdir() if p.name.isdigit())
         for step in steps:
             print(json.dumps(evaluate(workdir, step)), flush=True)
     elif argv[:1] == ["plot"]:
