@@ -1,9 +1,10 @@
 """The measurements behind docs/unconditional-collapse.md (run from the repository root).
 
-    python scripts/collapse_study.py eval RUN_DIR [STEP ...]   # one JSON line per checkpoint
+    python scripts/collapse_study.py eval [--raw] RUN_DIR [STEP ...]  # one JSON line per checkpoint
     python scripts/collapse_study.py plot OUT.png KEY NAME=EVAL.jsonl ...  # KEY: top_class, modes
 
-``eval`` samples 5,000 images from the EMA generator of each kept checkpoint (at the resolution
+``eval`` samples 5,000 images from the EMA generator (``--raw``: the training generator, the
+checkpoint's ``state`` item) of each kept checkpoint (at the resolution
 and fade the schedule had there, upscaled to full size) and reports: the share of the most
 frequent digit class of the grey level (``top_class``; 0.1 for a uniform spread) and the
 number of classes above 1%, stacked-digit modes and their KL (5,000 samples: a perfect
@@ -23,7 +24,28 @@ from pathlib import Path
 import numpy as np
 
 
-def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0) -> dict:
+def raw_variables(workdir: str, step: int) -> dict:
+    """``G.apply`` variables of the *training* generator (not its EMA) of checkpoint ``step``,
+    read from the checkpoint's whole ``state`` item."""
+    import jax
+
+    from stylegan_jax import parallel
+    from stylegan_jax.checkpoint import STATE, Checkpointer
+
+    sharding = parallel.replicated_sharding(parallel.make_mesh())
+    ckpt = Checkpointer(workdir, async_save=False, read_only=True)
+    try:
+        abstract = jax.tree.map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+            ckpt.item_metadata(step, STATE),
+            is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"))
+        state = ckpt.restore(step, {STATE: abstract})[0][STATE]
+    finally:
+        ckpt.close()
+    return {"params": state["g_params"], "stats": {"w_avg": state["w_avg"]}}
+
+
+def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0, raw: bool = False) -> dict:
     import jax
 
     from stylegan_jax.data.digits_classifier import digits_classifier
@@ -34,6 +56,8 @@ def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0) -> dict:
 
     run = load_run(workdir, step)
     config, G, variables = run.config, run.G, run.variables
+    if raw:
+        variables = raw_variables(workdir, run.step)
     phase = training_schedule(step, config.sched, config.resolution)
     k_z, k_noise = jax.random.split(jax.random.key(seed))
     z = jax.random.normal(k_z, (n, G.latent_size))
@@ -58,7 +82,8 @@ def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0) -> dict:
         if record["nimg"] == step and "score/real" in record:
             log = {"D_real": round(record["score/real"], 2),
                    "D_fake": round(record["score/fake"], 2)}
-    return dict(run=Path(workdir).name, kimg=round(step / 1000, 1), res=phase.resolution,
+    return dict(run=Path(workdir).name + (" raw" if raw else ""), kimg=round(step / 1000, 1),
+                res=phase.resolution,
                 top_class=round(float(hist.max()), 3), classes=int((hist > 0.01).sum()),
                 modes=int(np.count_nonzero(counts)),
                 modes_kl=round(modes.kl_divergence(counts, modes.real_mode_distribution()), 3),
@@ -98,11 +123,13 @@ def plot(out: str, series: dict[str, list[tuple[float, float]]], key: str = "top
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["eval"]:
-        workdir = argv[1]
-        steps = [int(s) for s in argv[2:]] or sorted(
+        raw = "--raw" in argv
+        args = [a for a in argv[1:] if a != "--raw"]
+        workdir = args[0]
+        steps = [int(s) for s in args[1:]] or sorted(
             int(p.name) for p in (Path(workdir) / "checkpoints").iterdir() if p.name.isdigit())
         for step in steps:
-            print(json.dumps(evaluate(workdir, step)), flush=True)
+            print(json.dumps(evaluate(workdir, step, raw=raw)), flush=True)
     elif argv[:1] == ["plot"]:
         key, scale = argv[2], 1000.0 if argv[2] == "modes" else 1.0
         series = {}
