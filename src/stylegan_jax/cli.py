@@ -219,9 +219,17 @@ def _sampling_flags(fv: flags.FlagValues) -> dict[str, flags.FlagHolder]:
         noise_seed=flags.DEFINE_integer("noise_seed", 0, "Fixed noise realisation.",
                                         flag_values=fv),
         class_index=flags.DEFINE_integer("class_index", None, "Class of a conditional "
-                                         "model.", flag_values=fv),
+                                         "model (default: seed s draws class s % "
+                                         "num_classes).", flag_values=fv),
         outdir=flags.DEFINE_string("outdir", None, "Where to write the PNGs.", flag_values=fv),
     )
+
+
+def _say_classes(prog: str, num_classes: int, class_index: int | None) -> None:
+    """One stderr line when a conditional model picks its classes from the seeds."""
+    if num_classes and class_index is None:
+        print(f"{prog}: conditional model without --class_index: seed s is drawn as class "
+              f"s % {num_classes}", file=sys.stderr)
 
 
 def generate(argv: Sequence[str]) -> None:
@@ -244,7 +252,8 @@ def generate(argv: Sequence[str]) -> None:
         seed_list = gen.parse_seeds(seeds.value)
         gen.check_psi(common["psi"].value)
         model = gen.load(common["workdir"].value, common["checkpoint"].value)
-        images = model.generate(model.z(seed_list), psi=common["psi"].value,
+        _say_classes(prog, model.num_classes, common["class_index"].value)
+        images = model.generate(seeds=seed_list, psi=common["psi"].value,
                                 cutoff=common["cutoff"].value, noise=common["noise_seed"].value,
                                 class_index=common["class_index"].value,
                                 batch_size=batch_size.value)
@@ -295,6 +304,7 @@ def figure(argv: Sequence[str]) -> None:
         row_list = gen.parse_seeds(seeds.value)
         col_list = gen.parse_seeds(col_seeds.value)
         model = gen.load(common["workdir"].value, common["checkpoint"].value)
+        _say_classes(prog, model.num_classes, common["class_index"].value)
         written = figures.write_figure(
             model, kind.value, common["outdir"].value, row_list, col_seeds=col_list,
             styles=styles.value, psi=common["psi"].value, cutoff=common["cutoff"].value,

@@ -4,6 +4,8 @@
 Figure functions return *cells* ``[rows, columns, r, r, C]`` (float, ~[-1, 1]; blank cells -1)
 so tests and notebooks can look at single images; :func:`figure_image` turns them into one
 uint8 grid and :func:`write_figure` writes a figure kind's files (the CLI's ``figure``).
+On a conditional model every figure draws ``class_index`` if given, else each seed's own class
+(``seed % num_classes``, :func:`~stylegan_jax.generate.seed_classes`).
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ def mixing_figure(model: Model, row_seeds: Sequence[int], col_seeds: Sequence[in
     """Figure 3: source A images down the first column, source B along the first row; cell
     (i, j) is A_i with B_j's styles on ``layers`` (e.g. ``style_layers('coarse', L)``)."""
     L = model.num_layers
-    a = _w_plus(model.map(model.z(row_seeds), class_index), L)
-    b = _w_plus(model.map(model.z(col_seeds), class_index), L)
+    a = _w_plus(model.map(class_index=class_index, seeds=row_seeds), L)
+    b = _w_plus(model.map(class_index=class_index, seeds=col_seeds), L)
     mixed = np.repeat(a[:, None], len(col_seeds), axis=1)
     mixed[:, :, list(layers)] = b[None][:, :, list(layers)]
     images = model.generate(w=np.concatenate([a, b, mixed.reshape(-1, *a.shape[1:])]), psi=psi,
@@ -66,7 +68,7 @@ def noise_detail_figure(model: Model, seeds: Sequence[int], *, samples: int = 32
     4x the std of the 8-bit images)."""
     if not 2 <= shown <= samples:
         raise ValueError(f"need 2 <= shown <= samples, got shown={shown}, samples={samples}")
-    w = model.map(model.z(seeds), class_index)
+    w = model.map(class_index=class_index, seeds=seeds)
     realisations = [model.noise(k) for k in range(samples)]
     noise = [np.concatenate(layer) for layer in zip(*realisations, strict=True)]
     rows = []
@@ -84,7 +86,7 @@ def noise_components_figure(model: Model, seeds: Sequence[int], *, noise: int = 
     """Figure 5: per seed (row), noise seed ``noise`` applied to all layers, none, the coarse
     layers only (below :func:`noise_split`) and the fine layers only; other layers get 0."""
     L, split = model.num_layers, noise_split(model.num_layers)
-    w = model.map(model.z(seeds), class_index)
+    w = model.map(class_index=class_index, seeds=seeds)
     columns = [model.generate(w=w, psi=psi, cutoff=cutoff, noise=model.noise(noise, layers))
                for layers in (range(L), (), range(split), range(split, L))]
     return np.stack(columns, axis=1)
@@ -96,7 +98,7 @@ def truncation_figure(model: Model, seeds: Sequence[int],
     """Figure 8: a row per seed, a column per psi (truncation on layers ``< cutoff``)."""
     for psi in psis:
         check_psi(psi)
-    w = model.map(model.z(seeds), class_index)
+    w = model.map(class_index=class_index, seeds=seeds)
     return np.stack([model.generate(w=w, psi=p, cutoff=cutoff, noise=noise) for p in psis],
                     axis=1)
 
@@ -115,20 +117,27 @@ def interpolation_frames(model: Model, seeds: Sequence[int], steps: int = 16,
                          cutoff: int | None = None, noise: Noise = 0,
                          class_index: int | None = None) -> np.ndarray:
     """Frames ``[(len(seeds)-1)*steps + 1, r, r, C]`` through the seeds' images in order:
-    ``space='w'`` lerps the mapped w, ``'z'`` slerps z then maps."""
+    ``space='w'`` lerps the mapped w, ``'z'`` slerps z then maps (a conditional model's
+    one-hot labels are lerped alongside, i.e. its label embedding, so that frames between
+    seeds of different classes pass from one class to the other)."""
     if space not in ("w", "z"):
         raise ValueError(f"interpolation space must be 'w' or 'z', got {space!r}")
     if len(seeds) < 2 or steps < 1:
         raise ValueError("interpolation needs at least 2 seeds and steps >= 1")
-    z = model.z(seeds)
-    ends = model.map(z, class_index) if space == "w" else z
     ts = np.arange(steps) / steps
-    if space == "w":
+
+    def lerp(ends: np.ndarray) -> np.ndarray:
         points = [(1 - t) * a + t * b for a, b in itertools.pairwise(ends) for t in ts]
+        return np.stack([*points, ends[-1]]).astype(np.float32)
+
+    if space == "w":
+        w = lerp(model.map(class_index=class_index, seeds=seeds))
     else:
+        ends = model.z(seeds)
         points = [slerp(a, b, t) for a, b in itertools.pairwise(ends) for t in ts]
-    points = np.stack([*points, ends[-1]]).astype(np.float32)
-    w = points if space == "w" else model.map(points, class_index)
+        points = np.stack([*points, ends[-1]]).astype(np.float32)
+        labels = model.labels(len(seeds), class_index, seeds)
+        w = model.map(points, labels=None if labels is None else lerp(labels))
     return model.generate(w=w, psi=psi, cutoff=cutoff, noise=noise)
 
 

@@ -13,6 +13,12 @@ Conventions (kept stable so that a seed names the same image everywhere):
 - style layers: layers ``2r-4`` and ``2r-3`` belong to resolution ``2**r`` (0, 1: 4x4). Named
   ranges are defined by resolution, so they adapt to the model: coarse 4-8, middle 16-32,
   fine 64 and up. A name that covers no layer of the model (fine at 32x32) is an error.
+- classes: a conditional model sampled without a class draws seed s as class
+  ``s % num_classes`` (:func:`seed_classes`), so seeds 0-9 of a 10-class model give one image
+  of each class and a seed names the same image in ``Model.generate``/``map``, the
+  ``generate`` and ``figure`` commands and the notebook. Latents given without their seeds
+  count as seeds 0, 1, 2, ... (row i is class ``i % num_classes``); pass ``seeds=`` to say
+  where they came from. An explicit ``class_index`` (one class, or one per row) overrides.
 """
 
 from __future__ import annotations
@@ -55,6 +61,12 @@ def seeds_to_z(seeds: Sequence[int], latent_size: int) -> np.ndarray:
     """The official seed -> latent map: ``[len(seeds), latent_size]`` float32."""
     return np.stack([np.random.RandomState(s).randn(latent_size) for s in seeds]
                     ).astype(np.float32)
+
+
+def seed_classes(seeds: Sequence[int], num_classes: int) -> np.ndarray:
+    """The class a conditional model draws for each seed when none is given:
+    ``seed % num_classes`` (the one rule every entry point uses; see the module docstring)."""
+    return np.asarray(seeds, dtype=np.int64).reshape(-1) % num_classes
 
 
 def check_psi(psi: float | None) -> None:
@@ -138,20 +150,41 @@ class Model:
     def resolution(self) -> int:
         return self.G.resolution
 
+    @property
+    def num_classes(self) -> int:
+        """Classes of a conditional model (its one-hot label size); 0 if unconditional."""
+        return self.G.label_size
+
     def z(self, seeds: Sequence[int]) -> np.ndarray:
         """Latents of ``seeds`` (see the module docstring)."""
         return seeds_to_z(seeds, self.G.latent_size)
 
-    def labels(self, n: int, class_index: int | None) -> np.ndarray | None:
-        """One-hot labels ``[n, label_size]`` for a conditional model, else ``None``."""
-        size = self.G.label_size
+    def labels(self, n: int, class_index: int | Sequence[int] | None = None,
+               seeds: Sequence[int] | None = None) -> np.ndarray | None:
+        """One-hot labels ``[n, num_classes]`` for a conditional model, else ``None``:
+        ``class_index`` (one class for all rows, or one per row) or, without it, the classes
+        of ``seeds`` (default ``0..n-1``) by :func:`seed_classes`."""
+        size = self.num_classes
         if not size:
             if class_index is not None:
                 raise ValueError("this model is unconditional: it takes no class index")
             return None
-        if class_index is None or not 0 <= class_index < size:
-            raise ValueError(f"this model is conditional: give a class index in [0, {size})")
-        return np.eye(size, dtype=np.float32)[np.full(n, class_index)]
+        if seeds is not None and len(seeds) != n:
+            raise ValueError(f"got {len(seeds)} seeds for {n} latents")
+        if class_index is None:
+            classes = seed_classes(range(n) if seeds is None else seeds, size)
+        else:
+            classes = np.asarray(class_index)
+            if classes.ndim > 1 or classes.size not in (1, n) or (
+                    classes.size and not np.issubdtype(classes.dtype, np.integer)):
+                raise ValueError(f"class_index must be one integer class or one per image "
+                                 f"({n}), got {class_index!r}")
+            bad = classes[(classes < 0) | (classes >= size)]
+            if bad.size:
+                raise ValueError(f"class index {bad.flat[0]} is outside [0, {size}) of this "
+                                 f"conditional model")
+            classes = np.broadcast_to(classes.reshape(-1), (n,))
+        return np.eye(size, dtype=np.float32)[classes]
 
     def noise(self, seed: int = 0, layers: Sequence[int] | None = None) -> list[np.ndarray]:
         """The noise realisation of ``seed`` (``[1, h, w, 1]`` per layer), zero outside
@@ -162,27 +195,45 @@ class Model:
         return [np.asarray(jax.random.normal(k, s)) if i in on else np.zeros(s, np.float32)
                 for i, (k, s) in enumerate(zip(keys, shapes, strict=True))]
 
-    def map(self, z: Any, class_index: int | None = None) -> np.ndarray:
-        """z ``[N, latent_size]`` -> w ``[N, dlatent_size]`` (no truncation)."""
-        z = np.asarray(z, np.float32)
-        return np.asarray(self._map(self.variables, z, self.labels(len(z), class_index)))
+    def map(self, z: Any = None, class_index: int | Sequence[int] | None = None, *,
+            seeds: Sequence[int] | None = None, labels: Any = None) -> np.ndarray:
+        """z ``[N, latent_size]`` (default: the latents of ``seeds``) -> w ``[N, dlatent_size]``
+        (no truncation). A conditional model takes ``class_index`` or the seeds' classes
+        (:meth:`labels`), or explicit label rows ``labels`` ``[N, num_classes]`` (e.g. blends
+        of one-hot rows: the label embedding is linear)."""
+        z = np.asarray(self.z(seeds) if z is None else z, np.float32)
+        if labels is None:
+            labels = self.labels(len(z), class_index, seeds)
+        elif class_index is not None or seeds is not None or not self.num_classes:
+            raise ValueError("pass labels alone, to a conditional model")
+        return np.asarray(self._map(self.variables, z, labels))
 
-    def generate(self, z: Any = None, *, w: Any = None, psi: float | None = None,
-                 cutoff: int | None = None, noise: Noise = 0, class_index: int | None = None,
+    def generate(self, z: Any = None, *, w: Any = None, seeds: Sequence[int] | None = None,
+                 psi: float | None = None, cutoff: int | None = None, noise: Noise = 0,
+                 class_index: int | Sequence[int] | None = None,
                  batch_size: int = 32) -> np.ndarray:
-        """Images ``[N, r, r, C]`` (float32 in ~[-1, 1]) from latents ``z`` or from ``w``
-        (``[N, D]``, or W+ ``[N, num_layers, D]``), truncated toward ``w_avg`` by ``psi`` on
-        layers ``< cutoff`` (default: the config's, 8), with fixed ``noise`` (a noise seed or
-        per-layer arrays), run ``batch_size`` at a time on the default device."""
-        if (z is None) == (w is None):
-            raise ValueError("pass exactly one of z and w")
+        """Images ``[N, r, r, C]`` (float32 in ~[-1, 1]) from latents ``z`` (default: the
+        latents of ``seeds``) or from ``w`` (``[N, D]``, or W+ ``[N, num_layers, D]``),
+        truncated toward ``w_avg`` by ``psi`` on layers ``< cutoff`` (default: the config's,
+        8), with fixed ``noise`` (a noise seed or per-layer arrays), run ``batch_size`` at a
+        time on the default device. A conditional model draws ``class_index`` (one class or
+        one per image) or, without it, each seed's class ``seed % num_classes``."""
+        if w is not None and (z is not None or seeds is not None or class_index is not None):
+            raise ValueError("w already carries its class: pass z or seeds (with class_index) "
+                             "instead, or w alone")
+        if w is None and z is None and seeds is None:
+            raise ValueError("pass z, seeds or w")
         check_psi(psi)
-        cutoff = self.G.truncation_cutoff if cutoff is None else int(cutoff)
+        # the config's cutoff covers every layer of a smaller model (official: layer < cutoff)
+        cutoff = (min(self.G.truncation_cutoff, self.num_layers) if cutoff is None
+                  else int(cutoff))
         if not 0 <= cutoff <= self.num_layers:
             raise ValueError(f"truncation cutoff {cutoff} is outside [0, {self.num_layers}]")
+        if w is None and z is None:
+            z = self.z(seeds)
         x = np.asarray(z if w is None else w, np.float32)
         n = len(x)
-        labels = self.labels(n, class_index) if w is None else None
+        labels = self.labels(n, class_index, seeds) if w is None else None
         noise = self.noise(noise) if isinstance(noise, int) else [np.asarray(a) for a in noise]
         out = []
         for start in range(0, n, batch_size):
