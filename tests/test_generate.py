@@ -110,8 +110,10 @@ def test_bad_inputs_give_clear_errors(model):
         style_layers("6-9", 8)
     assert style_layers("coarse", 8) == range(0, 4) and style_layers("middle", 8) == range(4, 8)
     assert style_layers("fine", 18) == range(8, 18) and style_layers("2-5", 8) == range(2, 6)
-    with pytest.raises(ValueError, match="unconditional"):
+    with pytest.raises(ValueError, match="unconditional: it takes no class index"):
         model.map(model.z([0]), class_index=1)
+    with pytest.raises(ValueError, match="unconditional: it takes no labels"):
+        model.map(model.z([0]), labels=np.ones((1, 10), np.float32))
 
 
 def test_load_errors(tmp_path):
@@ -310,6 +312,10 @@ def test_conditional_model_refuses_bad_classes(conditional, kwargs, message):
     z = None if "w" in kwargs else conditional.z([0, 1, 2])
     with pytest.raises(ValueError, match=message):
         conditional.generate(z, **kwargs)
+    with pytest.raises(ValueError, match="pass z \\(or seeds\\) or w, not both"):
+        conditional.generate(seeds=[0], w=np.zeros((1, 8), np.float32))
+    with pytest.raises(ValueError, match="labels replace class_index and seeds"):
+        conditional.map(seeds=[0], labels=np.eye(10, dtype=np.float32)[:1])
 
 
 def test_figures_draw_each_seeds_class(conditional):

@@ -204,8 +204,10 @@ class Model:
         z = np.asarray(self.z(seeds) if z is None else z, np.float32)
         if labels is None:
             labels = self.labels(len(z), class_index, seeds)
-        elif class_index is not None or seeds is not None or not self.num_classes:
-            raise ValueError("pass labels alone, to a conditional model")
+        elif not self.num_classes:
+            raise ValueError("this model is unconditional: it takes no labels")
+        elif class_index is not None or seeds is not None:
+            raise ValueError("labels replace class_index and seeds: pass only one")
         return np.asarray(self._map(self.variables, z, labels))
 
     def generate(self, z: Any = None, *, w: Any = None, seeds: Sequence[int] | None = None,
@@ -215,12 +217,15 @@ class Model:
         """Images ``[N, r, r, C]`` (float32 in ~[-1, 1]) from latents ``z`` (default: the
         latents of ``seeds``) or from ``w`` (``[N, D]``, or W+ ``[N, num_layers, D]``),
         truncated toward ``w_avg`` by ``psi`` on layers ``< cutoff`` (default: the config's,
-        8), with fixed ``noise`` (a noise seed or per-layer arrays), run ``batch_size`` at a
-        time on the default device. A conditional model draws ``class_index`` (one class or
-        one per image) or, without it, each seed's class ``seed % num_classes``."""
-        if w is not None and (z is not None or seeds is not None or class_index is not None):
-            raise ValueError("w already carries its class: pass z or seeds (with class_index) "
-                             "instead, or w alone")
+        8, or all layers of a smaller model), with fixed ``noise`` (a noise seed or per-layer
+        arrays), run ``batch_size`` at a time on the default device. A conditional model
+        draws ``class_index`` (one class or one per image) or, without it, each seed's class
+        ``seed % num_classes``."""
+        if w is not None and (z is not None or seeds is not None):
+            raise ValueError("pass z (or seeds) or w, not both")
+        if w is not None and class_index is not None:
+            raise ValueError("w already carries its class: give class_index to map(), or "
+                             "pass z or seeds with it")
         if w is None and z is None and seeds is None:
             raise ValueError("pass z, seeds or w")
         check_psi(psi)
