@@ -7,6 +7,7 @@ import pytest
 
 from stylegan_jax import parallel, training
 from stylegan_jax.config import paper_config
+from stylegan_jax.models import build_networks
 from stylegan_jax.networks import Generator
 
 
@@ -19,7 +20,7 @@ def tiny_config():
 
 
 def setup(config, mesh):
-    G, D = training.build_models(config)
+    G, D = build_networks(config)
     optimizer = training.make_optimizer(config)
     state = training.create_train_state(config, G, D, optimizer, mesh)
     iteration = training.make_train_iteration(config, G, D, optimizer, mesh)
@@ -138,4 +139,4 @@ def test_bfloat16_compute_keeps_float32_state(mesh8):
     assert all(np.isfinite(float(v)) for v in metrics.values())
     config.compute_dtype = "float16"
     with pytest.raises(ValueError, match="compute_dtype"):
-        training.build_models(config)
+        build_networks(config)

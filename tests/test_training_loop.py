@@ -17,6 +17,7 @@ from PIL import Image
 from stylegan_jax import parallel, training, training_loop
 from stylegan_jax.checkpoint import Checkpointer
 from stylegan_jax.data.prepare import prepare_dataset
+from stylegan_jax.models import build_networks
 
 TOTAL_KIMG = 0.256  # 16 iterations of 16 images: 16x16 stable, fade to 32x32, 32x32 stable
 
@@ -57,7 +58,7 @@ def load_config(config_file, **overrides):
 
 def final_state(workdir, config, mesh=None):
     mesh = mesh or parallel.make_mesh()
-    G, D = training.build_models(config)
+    G, D = build_networks(config)
     abstract = training.abstract_train_state(config, G, D, training.make_optimizer(config), mesh)
     ckpt = Checkpointer(workdir)
     try:

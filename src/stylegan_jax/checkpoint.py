@@ -23,6 +23,8 @@ import ml_collections
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
+from stylegan_jax.config import RETIRED_FIELDS
+
 # Config fields that define the networks' variables: a checkpoint only fits a config that
 # agrees on all of them.
 NETWORK_FIELDS = ("resolution", "num_channels", "label_size", "G", "D")
@@ -123,6 +125,8 @@ def network_mismatches(saved: dict, config: ml_collections.ConfigDict) -> list[s
     problems = []
 
     def compare(path: str, a: Any, b: Any) -> None:
+        if path in RETIRED_FIELDS:
+            return
         if isinstance(a, dict) and isinstance(b, dict):
             for key in sorted(set(a) | set(b)):
                 compare(f"{path}.{key}", a.get(key, "<missing>"), b.get(key, "<missing>"))
@@ -188,13 +192,14 @@ def load_generator(workdir: str | Path, step: int | None = None,
     (default: all devices). ``step`` is a checkpoint's image count (default: the latest, see
     :func:`resolve_step`). Works for checkpoints written on any device count."""
     from stylegan_jax import parallel, training
+    from stylegan_jax.models import build_networks
 
     step = resolve_step(workdir, step)
     ckpt = Checkpointer(workdir, async_save=False, read_only=True)
     try:
         meta = ckpt.restore_meta(step)
         config = ml_collections.ConfigDict(meta["config"])
-        G, D = training.build_models(config)
+        G, D = build_networks(config)
         abstract = training.abstract_train_state(config, G, D, training.make_optimizer(config),
                                                  mesh or parallel.make_mesh())
         state, _ = ckpt.restore(abstract, step)

@@ -243,7 +243,7 @@ def draw_noise(module: nn.Module, shape: tuple[int, ...]) -> jax.Array:
     if not module.has_rng("noise"):
         raise ValueError(
             "random noise inputs need an RNG: call apply(..., rngs={'noise': key}), or pass "
-            "explicit noise=[...] (see SynthesisNetwork.noise_shapes), or use_noise=False")
+            "explicit noise=[...] (see networks.noise_shapes), or use_noise=False")
     return jax.random.normal(module.make_rng("noise"), shape, jnp.float32)
 
 

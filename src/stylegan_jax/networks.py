@@ -42,6 +42,24 @@ def num_style_layers(resolution: int) -> int:
     return 2 * resolution_log2(resolution) - 2
 
 
+def first_style_layer(resolution: int) -> int:
+    """Index of the first of the two synthesis layers at ``resolution``: ``2r - 4`` for
+    ``2**r`` (0 at 4x4, 16 at 1024x1024); the second is the next index."""
+    return num_style_layers(resolution) - 2
+
+
+def layer_resolution(layer: int) -> int:
+    """The resolution synthesis layer ``layer`` runs at (layers 0, 1: 4; 2, 3: 8; ...)."""
+    return 2 ** (layer // 2 + 2)
+
+
+def noise_shapes(resolution: int) -> list[tuple[int, ...]]:
+    """Shapes ``[1, h, w, 1]`` of the per-layer noise inputs of a synthesis network up to
+    ``resolution`` (one per layer, at that layer's resolution)."""
+    return [(1, layer_resolution(i), layer_resolution(i), 1)
+            for i in range(num_style_layers(resolution))]
+
+
 def _use_fused(fused_scale: bool | str, resolution: int) -> bool:
     """Official ``fused_scale='auto'``: fused resampling where the big side is >= 128."""
     if fused_scale == "auto":
@@ -192,15 +210,11 @@ class SynthesisNetwork(nn.Module):
     def nf(self, stage: int) -> int:
         return num_features(stage, self.fmap_base, self.fmap_decay, self.fmap_max)
 
-    def noise_shapes(self, current_resolution: int | None = None) -> list[tuple[int, ...]]:
-        """Shapes ``[1, h, w, 1]`` of the per-layer noise inputs up to the current resolution."""
-        n = num_style_layers(current_resolution or self.resolution)
-        return [(1, 2 ** (i // 2 + 2), 2 ** (i // 2 + 2), 1) for i in range(n)]
-
     def _layer(self, features: int, op: str, name: str, fused: bool = False) -> SynthesisLayer:
-        return SynthesisLayer(features, op, fused, self.use_blur, self.use_noise,
-                              self.use_pixel_norm, self.use_instance_norm, self.use_styles,
-                              dtype=self.dtype, name=name)
+        return SynthesisLayer(features=features, op=op, fused=fused, use_blur=self.use_blur,
+                              use_noise=self.use_noise, use_pixel_norm=self.use_pixel_norm,
+                              use_instance_norm=self.use_instance_norm,
+                              use_styles=self.use_styles, dtype=self.dtype, name=name)
 
     def _to_rgb_layers(self, full_log2: int, cur_log2: int) -> dict[int, ConvLayer]:
         """ToRGB layers (1x1, gain 1, no activation) by log2 resolution: the two the current
@@ -239,12 +253,11 @@ class SynthesisNetwork(nn.Module):
         x = self._layer(self.nf(1), "conv", "4x4_Conv")(x, w[:, 1], noise[1])
         features = {2: x}
         for r in range(3, cur_log2 + 1):
-            res = 2**r
+            res, i = 2**r, first_style_layer(2**r)
             x = self._layer(self.nf(r - 1), "conv_up", f"{res}x{res}_Conv0_up",
-                            fused=_use_fused(self.fused_scale, res))(x, w[:, 2 * r - 4],
-                                                                      noise[2 * r - 4])
-            x = self._layer(self.nf(r - 1), "conv", f"{res}x{res}_Conv1")(x, w[:, 2 * r - 3],
-                                                                          noise[2 * r - 3])
+                            fused=_use_fused(self.fused_scale, res))(x, w[:, i], noise[i])
+            x = self._layer(self.nf(r - 1), "conv", f"{res}x{res}_Conv1")(x, w[:, i + 1],
+                                                                          noise[i + 1])
             features[r] = x
 
         to_rgb = self._to_rgb_layers(full_log2, cur_log2)
@@ -271,7 +284,7 @@ class Generator(nn.Module):
       gives ``w_avg + psi * (w - w_avg)`` on layers ``< truncation_cutoff`` (default
       ``self.truncation_cutoff``; the official sampling default is psi 0.7 on layers 0-7).
     - ``noise``: ``None`` draws fresh noise from ``rngs={'noise': key}`` on every call; or a list
-      of per-layer arrays (``synthesis.noise_shapes``) for deterministic output.
+      of per-layer arrays (:func:`noise_shapes`) for deterministic output.
     - ``train=True``: updates ``w_avg`` (collection ``'stats'``, pass ``mutable=['stats']``)
       from the batch mean of the pre-mixing w, and mixes styles with probability
       ``style_mixing_prob`` using ``rngs={'mixing': key}``.
@@ -298,7 +311,6 @@ class Generator(nn.Module):
     use_instance_norm: bool = True
     fused_scale: bool | str = "auto"
     use_blur: bool = True
-    truncation_psi: float = 0.7
     truncation_cutoff: int = 8
     dlatent_avg_beta: float = 0.995
     style_mixing_prob: float = 0.9
@@ -310,13 +322,17 @@ class Generator(nn.Module):
 
     def setup(self) -> None:
         self.mapping = MappingNetwork(
-            self.latent_size, self.label_size, self.dlatent_size, self.mapping_layers,
-            self.mapping_fmaps, self.mapping_lrmul, self.normalize_latents, dtype=self.dtype)
+            latent_size=self.latent_size, label_size=self.label_size,
+            dlatent_size=self.dlatent_size, mapping_layers=self.mapping_layers,
+            mapping_fmaps=self.mapping_fmaps, mapping_lrmul=self.mapping_lrmul,
+            normalize_latents=self.normalize_latents, dtype=self.dtype)
         self.synthesis = SynthesisNetwork(
-            self.resolution, self.num_channels, self.dlatent_size, self.fmap_base,
-            self.fmap_decay, self.fmap_max, self.use_styles, self.const_input_layer,
-            self.use_noise, self.use_pixel_norm, self.use_instance_norm, self.fused_scale,
-            self.use_blur, dtype=self.dtype)
+            resolution=self.resolution, num_channels=self.num_channels,
+            dlatent_size=self.dlatent_size, fmap_base=self.fmap_base,
+            fmap_decay=self.fmap_decay, fmap_max=self.fmap_max, use_styles=self.use_styles,
+            const_input_layer=self.const_input_layer, use_noise=self.use_noise,
+            use_pixel_norm=self.use_pixel_norm, use_instance_norm=self.use_instance_norm,
+            fused_scale=self.fused_scale, use_blur=self.use_blur, dtype=self.dtype)
         self.w_avg = self.variable("stats", "w_avg", jnp.zeros, (self.dlatent_size,), jnp.float32)
 
     def map(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:

@@ -27,7 +27,6 @@ import ml_collections
 import optax
 
 from stylegan_jax import losses, parallel
-from stylegan_jax.config import build_networks
 from stylegan_jax.data.downsample import downsample_images
 from stylegan_jax.layers import downscale2d, upscale2d
 from stylegan_jax.networks import Discriminator, Generator
@@ -55,15 +54,6 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     recompiling). optax adds epsilon after bias correction, TF before; with eps=1e-8 this only
     differs in the first steps after a reset."""
     return optax.scale_by_adam(b1=config.opt.beta1, b2=config.opt.beta2, eps=config.opt.epsilon)
-
-
-def build_models(config: ml_collections.ConfigDict) -> tuple[Generator, Discriminator]:
-    """The networks in the configured compute dtype."""
-    dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-    if config.compute_dtype not in dtypes:
-        raise ValueError(f"config.compute_dtype must be one of {sorted(dtypes)}, "
-                         f"got {config.compute_dtype!r}")
-    return build_networks(config, dtype=dtypes[config.compute_dtype])
 
 
 def init_train_state(config: ml_collections.ConfigDict, G: Generator, D: Discriminator,

@@ -28,6 +28,7 @@ from stylegan_jax.layers import upscale2d
 from stylegan_jax.logs import RunWriter, image_grid, to_uint8
 from stylegan_jax.metrics.frechet import FeatureExtractor
 from stylegan_jax.metrics.periodic import PeriodicFID
+from stylegan_jax.models import build_networks
 from stylegan_jax.schedule import ema_beta, training_schedule
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.
            fid_extractor: FeatureExtractor | None, cleanup: contextlib.ExitStack
            ) -> training.TrainState:
     is_main = jax.process_index() == 0
-    G, D = training.build_models(config)
+    G, D = build_networks(config)
     optimizer = training.make_optimizer(config)
     ckpt = Checkpointer(workdir, keep=config.keep_checkpoints, snapshot_kimg=config.snapshot_kimg)
     cleanup.callback(ckpt.close)

@@ -25,7 +25,7 @@ from stylegan_jax import parallel
 from stylegan_jax.layers import downscale2d
 from stylegan_jax.metrics import lpips, progress
 from stylegan_jax.metrics.frechet import random_labels
-from stylegan_jax.networks import SynthesisNetwork
+from stylegan_jax.networks import noise_shapes
 
 SPACES = ("z", "w")
 SAMPLINGS = ("full", "end")
@@ -90,7 +90,7 @@ def filtered_mean(distances: np.ndarray) -> float:
 def _step(generator: nn.Module, mesh: Mesh, n: int, space: str, sampling: str,
           epsilon: float, crop: bool, distance: Distance) -> Callable:
     data, rep = parallel.data_sharding(mesh), parallel.replicated_sharding(mesh)
-    shapes = SynthesisNetwork(resolution=generator.resolution).noise_shapes()
+    shapes = noise_shapes(generator.resolution)
 
     @functools.partial(jax.jit, out_shardings=rep)
     def step(variables: Any, distance_params: Any, key: jax.Array) -> jax.Array:
