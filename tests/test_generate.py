@@ -15,7 +15,7 @@ from stylegan_jax import cli, figures, training_loop
 from stylegan_jax.checkpoint import load_generator
 from stylegan_jax.data.prepare import prepare_dataset
 from stylegan_jax.generate import parse_seeds, style_layers
-from stylegan_jax.logs import to_uint8
+from stylegan_jax.images import to_uint8
 
 
 @pytest.fixture(scope="module")
@@ -206,12 +206,6 @@ def test_interpolation_passes_through_the_seeds(model, space):
     ends = reference(model, w_plus_of(model, [0, 1, 2]), model.noise(0))
     np.testing.assert_allclose(frames[[0, 3, 6]], ends, atol=1e-5)
     assert not np.allclose(frames[1], frames[0], atol=1e-4)
-
-
-def test_slerp_stays_on_the_sphere():
-    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
-    np.testing.assert_allclose(figures.slerp(a, b, 0.5), np.sqrt([0.5, 0.5]))
-    np.testing.assert_array_equal(figures.slerp(a, b, 0.0), a)
 
 
 def test_figure_command_writes_every_kind(tiny_run, tmp_path):

@@ -238,7 +238,8 @@ def generate(argv: Sequence[str]) -> None:
     from pathlib import Path
 
     from stylegan_jax import generate as gen
-    from stylegan_jax.logs import save_png, to_uint8
+    from stylegan_jax.images import to_uint8
+    from stylegan_jax.logs import save_png
 
     try:
         seed_list = gen.parse_seeds(seeds.value)

@@ -11,6 +11,7 @@ Every module must be initialised at its full resolution so that all variables ex
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -69,6 +70,13 @@ def _use_fused(fused_scale: bool | str, resolution: int) -> bool:
     raise ValueError(f"fused_scale must be 'auto', True or False, got {fused_scale!r}")
 
 
+def _fields(module: nn.Module, holder: type[nn.Module]) -> dict:
+    """``module``'s values of the settings ``holder`` declares, by name (so sub-networks are
+    built from the Generator's fields without restating or reordering them)."""
+    return {f.name: getattr(module, f.name) for f in dataclasses.fields(holder)
+            if f.name not in ("parent", "name")}
+
+
 def _lerp_clip(new: jax.Array, old: jax.Array, fade: jax.Array | float) -> jax.Array:
     """Official ``lerp_clip(new, old, t)`` with ``t`` clipped to [0, 1]."""
     t = jnp.clip(jnp.asarray(fade, jnp.float32), 0.0, 1.0)
@@ -94,12 +102,9 @@ class ConvLayer(nn.Module):
         return lrelu(x) if self.activate else x
 
 
-class MappingNetwork(nn.Module):
-    """z (and optional one-hot label) -> w: pixel norm, then ``mapping_layers`` x (dense, lrelu).
-
-    All dense layers, the last included, have lrelu, gain sqrt(2) and lr multiplier 0.01. With
-    labels, a ``LabelConcat`` embedding (N(0, 1) init, no wscale) is concatenated to z first.
-    """
+class MappingFields(nn.Module):
+    """The mapping network's settings (official ``G_mapping`` kwargs), declared once: both
+    :class:`MappingNetwork` and :class:`Generator` have them."""
 
     latent_size: int = 512
     label_size: int = 0
@@ -109,6 +114,14 @@ class MappingNetwork(nn.Module):
     mapping_lrmul: float = 0.01
     normalize_latents: bool = True
     dtype: Dtype = jnp.float32
+
+
+class MappingNetwork(MappingFields):
+    """z (and optional one-hot label) -> w: pixel norm, then ``mapping_layers`` x (dense, lrelu).
+
+    All dense layers, the last included, have lrelu, gain sqrt(2) and lr multiplier 0.01. With
+    labels, a ``LabelConcat`` embedding (N(0, 1) init, no wscale) is concatenated to z first.
+    """
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
@@ -184,13 +197,9 @@ class SynthesisLayer(nn.Module):
         return x
 
 
-class SynthesisNetwork(nn.Module):
-    """Per-layer w ``[N, num_layers, D]`` -> image ``[N, r, r, C]`` at the current resolution r.
-
-    4x4: a learned constant (init ones; or, for the "traditional" input, a dense layer from
-    w of layer 0) and a 3x3 conv. Each higher block: upsample-conv (fused at >= 128) + blur,
-    then a 3x3 conv. Every layer ends with the epilogue. ToRGB (1x1, gain 1) at every resolution.
-    """
+class SynthesisFields(nn.Module):
+    """The synthesis network's settings (official ``G_synthesis`` kwargs), declared once: both
+    :class:`SynthesisNetwork` and :class:`Generator` have them."""
 
     resolution: int = 1024
     num_channels: int = 3
@@ -206,6 +215,15 @@ class SynthesisNetwork(nn.Module):
     fused_scale: bool | str = "auto"
     use_blur: bool = True
     dtype: Dtype = jnp.float32
+
+
+class SynthesisNetwork(SynthesisFields):
+    """Per-layer w ``[N, num_layers, D]`` -> image ``[N, r, r, C]`` at the current resolution r.
+
+    4x4: a learned constant (init ones; or, for the "traditional" input, a dense layer from
+    w of layer 0) and a 3x3 conv. Each higher block: upsample-conv (fused at >= 128) + blur,
+    then a 3x3 conv. Every layer ends with the epilogue. ToRGB (1x1, gain 1) at every resolution.
+    """
 
     def nf(self, stage: int) -> int:
         return num_features(stage, self.fmap_base, self.fmap_decay, self.fmap_max)
@@ -271,8 +289,12 @@ class SynthesisNetwork(nn.Module):
         return images.astype(jnp.float32)
 
 
-class Generator(nn.Module):
+class Generator(SynthesisFields, MappingFields):
     """The style-based generator: mapping, tracked average w, style mixing, truncation, synthesis.
+
+    Settings: every field of :class:`MappingFields` and :class:`SynthesisFields` (passed on by
+    name to the two sub-networks) plus ``truncation_cutoff``, ``dlatent_avg_beta`` and
+    ``style_mixing_prob`` (official ``G_style`` kwargs).
 
     Call ``G.apply(variables, z, labels=None, *, w=None, current_resolution=None, fade=0.0,
     truncation_psi=None, truncation_cutoff=None, noise=None, train=False, rngs=...)``:
@@ -292,47 +314,17 @@ class Generator(nn.Module):
     Returns images ``[N, r, r, num_channels]`` (float32, nominally in [-1, 1]).
     """
 
-    resolution: int = 1024
-    num_channels: int = 3
-    latent_size: int = 512
-    dlatent_size: int = 512
-    label_size: int = 0
-    mapping_layers: int = 8
-    mapping_fmaps: int = 512
-    mapping_lrmul: float = 0.01
-    normalize_latents: bool = True
-    fmap_base: int = 8192
-    fmap_decay: float = 1.0
-    fmap_max: int = 512
-    use_styles: bool = True
-    const_input_layer: bool = True
-    use_noise: bool = True
-    use_pixel_norm: bool = False
-    use_instance_norm: bool = True
-    fused_scale: bool | str = "auto"
-    use_blur: bool = True
     truncation_cutoff: int = 8
     dlatent_avg_beta: float = 0.995
     style_mixing_prob: float = 0.9
-    dtype: Dtype = jnp.float32
 
     @property
     def num_layers(self) -> int:
         return num_style_layers(self.resolution)
 
     def setup(self) -> None:
-        self.mapping = MappingNetwork(
-            latent_size=self.latent_size, label_size=self.label_size,
-            dlatent_size=self.dlatent_size, mapping_layers=self.mapping_layers,
-            mapping_fmaps=self.mapping_fmaps, mapping_lrmul=self.mapping_lrmul,
-            normalize_latents=self.normalize_latents, dtype=self.dtype)
-        self.synthesis = SynthesisNetwork(
-            resolution=self.resolution, num_channels=self.num_channels,
-            dlatent_size=self.dlatent_size, fmap_base=self.fmap_base,
-            fmap_decay=self.fmap_decay, fmap_max=self.fmap_max, use_styles=self.use_styles,
-            const_input_layer=self.const_input_layer, use_noise=self.use_noise,
-            use_pixel_norm=self.use_pixel_norm, use_instance_norm=self.use_instance_norm,
-            fused_scale=self.fused_scale, use_blur=self.use_blur, dtype=self.dtype)
+        self.mapping = MappingNetwork(**_fields(self, MappingFields))
+        self.synthesis = SynthesisNetwork(**_fields(self, SynthesisFields))
         self.w_avg = self.variable("stats", "w_avg", jnp.zeros, (self.dlatent_size,), jnp.float32)
 
     def map(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:

@@ -27,7 +27,7 @@ import ml_collections
 import optax
 
 from stylegan_jax import losses, parallel
-from stylegan_jax.data.downsample import downsample_images
+from stylegan_jax.images import downsample_to
 from stylegan_jax.layers import downscale2d, upscale2d
 from stylegan_jax.networks import Discriminator, Generator
 
@@ -105,7 +105,7 @@ def reset_optimizers(state: TrainState, optimizer: optax.GradientTransformation,
 def prepare_reals(images: jax.Array, resolution: int, fade: jax.Array) -> jax.Array:
     """Stored uint8 reals -> [-1, 1] at the current resolution, with the official FadeLOD
     blend toward the previous resolution: ``lerp(x, up(down(x)), fade)``."""
-    x = downsample_images(images, resolution)
+    x = downsample_to(images, resolution)
     if resolution > 4:
         x = x + (upscale2d(downscale2d(x)) - x) * fade
     return x

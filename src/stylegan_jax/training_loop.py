@@ -24,8 +24,9 @@ from tqdm import tqdm
 from stylegan_jax import parallel, training
 from stylegan_jax.checkpoint import Checkpointer, StopSignal, network_mismatches
 from stylegan_jax.data.pipeline import InputPipeline
+from stylegan_jax.images import to_uint8
 from stylegan_jax.layers import upscale2d
-from stylegan_jax.logs import RunWriter, image_grid, to_uint8
+from stylegan_jax.logs import RunWriter, image_grid
 from stylegan_jax.metrics.frechet import FeatureExtractor
 from stylegan_jax.metrics.periodic import PeriodicFID
 from stylegan_jax.models import build_networks
@@ -162,7 +163,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.
         fid = None
         if periodic_fid is not None and periodic_fid.due(nimg, done):
             fid = periodic_fid(G, {"params": state.g_ema_params, "stats": {"w_avg": state.w_avg}},
-                               phase, nimg)
+                               phase.resolution, phase.fade, nimg)
             values["metrics/fid"] = fid  # over config.fid.num_images images
         writer.scalars(nimg, values)
         bar.set_postfix_str(

@@ -85,9 +85,6 @@ def test_generator_stats_quantise_and_ignore_device_count():
             for d in (1, 8)]
     np.testing.assert_allclose(runs[0].mu, runs[1].mu, rtol=1e-6)
     np.testing.assert_allclose(runs[0].sigma, runs[1].sigma, rtol=1e-5, atol=1e-9)
-    # Quantised features are multiples of 1/255 on the raw-pixel dimensions.
-    images = np.asarray(fid_lib.quantize(jnp.array([-1.5, -1.0, 0.0, 0.999, 2.0])))
-    np.testing.assert_array_equal(images, [0, 0, 128, 255, 255])
 
 
 def test_stats_cache_roundtrip(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 
 import stylegan_jax as sg
 from stylegan_jax import parallel
+from stylegan_jax.images import from_uint8
 from stylegan_jax.metrics import separability as ls
 
 
@@ -62,7 +63,7 @@ def test_digits_classifier_recognises_the_digits():
 
     classify = ls.digits_classifier()
     images, labels = digits_arrays()
-    probs = classify(jnp.asarray(images[::5] / 127.5 - 1.0, jnp.float32))
+    probs = classify(jnp.asarray(from_uint8(images[::5])))
     assert probs.shape == (len(labels[::5]), 10)
     np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-6)
     assert np.mean(probs.argmax(1) == labels[::5]) > 0.95

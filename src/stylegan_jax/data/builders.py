@@ -37,6 +37,7 @@ from etils import epath
 from tqdm import tqdm
 
 from stylegan_jax.data import images as images_lib
+from stylegan_jax.images import box_downsample_uint8
 
 SHARD_BYTES = 1 << 30  # ~1 GB of pixels per array_record shard
 
@@ -221,7 +222,7 @@ sub-folders or flat), or the zip file.
             if h < r:
                 raise images_lib.BadImageError(f"{w}x{h} is smaller than {r}x{r}")
 
-        return self._plan_files(files, check, lambda im: images_lib.box_downsample(im, r),
+        return self._plan_files(files, check, lambda im: box_downsample_uint8(im, r),
                                 skip_bad, labelled=False)
 
 
