@@ -15,11 +15,14 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -e '.[test,metrics-test]'
 	touch $(STAMP)
 
+# The whole suite (the README's test command; .ci/run runs it after `make lint`).
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
+# The fast loop: everything but the tests marked slow (training runs, subprocesses, PyTorch
+# parity). QUICK_TIME_PLACEHOLDER
 test-quick: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" --durations=15
 
 lint: install
 	$(VENV)/bin/ruff check src tests experiments

@@ -201,8 +201,10 @@ def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
 
 def test_existing_dataset_needs_overwrite(tmp_path):
     prepare_dataset("digits", tmp_path)
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(FileExistsError, match="overwrite=True"):
         prepare_dataset("digits", tmp_path)
+    with pytest.raises(SystemExit, match="already prepared .* [(]--overwrite replaces it[)]"):
+        cli.main(["prepare", "--dataset", "digits", "--data_dir", str(tmp_path)])
     assert prepare_dataset("digits", tmp_path, overwrite=True).num_examples == 1797
 
 

@@ -13,17 +13,17 @@ from tiny_digits import tiny_digits_config
 import stylegan_jax as sg
 from stylegan_jax import cli, figures, training_loop
 from stylegan_jax.checkpoint import load_generator
-from stylegan_jax.data.prepare import prepare_dataset
 from stylegan_jax.generate import parse_seeds, style_layers
 from stylegan_jax.images import to_uint8
 
+pytestmark = pytest.mark.slow  # real training runs / subprocesses
+
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, digits_dir):
     """A 4-iteration 32x32 digits run (8 synthesis layers), checkpoints at 32 and 64 images."""
     root = tmp_path_factory.mktemp("tiny_run")
-    prepare_dataset("digits", root / "data")
-    config = tiny_digits_config(root / "data", total_kimg=0.064, lod_initial_resolution=32)
+    config = tiny_digits_config(digits_dir, total_kimg=0.064, lod_initial_resolution=32)
     training_loop.train(config, root / "run")
     return root / "run"
 

@@ -41,7 +41,7 @@ def bench_train(config: ml_collections.ConfigDict, resolution: int, batch: int,
     blend paths run) with global batch ``batch`` of random full-resolution uint8 reals."""
     mesh = mesh or parallel.make_mesh()
     if batch % mesh.size:
-        raise ValueError(f"--batch {batch} is not divisible by {mesh.size} devices")
+        raise ValueError(f"batch {batch} is not divisible by {mesh.size} devices")
     G, D = build_networks(config)
     optimizer = training.make_optimizer(config)
     state = training.create_train_state(config, G, D, optimizer, mesh)

@@ -75,7 +75,9 @@ def prepare(argv: Sequence[str]) -> None:
             fit=fit.value, skip_bad=skip_bad.value, overwrite=overwrite.value,
             workers=workers.value)
     except (builders.SourceError, FileExistsError, FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"{prog}: {e}") from None
+        message = str(e).replace("overwrite=True", "--overwrite").replace("skip_bad=True",
+                                                                            "--skip_bad")
+        raise SystemExit(f"{prog}: {message}") from None
     if done.skipped:
         print(f"warning: skipped {len(done.skipped)} unusable source files", file=sys.stderr)
     labels = f", {done.num_classes} classes" if done.num_classes else ""

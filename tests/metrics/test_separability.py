@@ -39,10 +39,8 @@ def test_keep_most_confident_and_single_class():
     assert ls.attribute_entropy(x, np.full(6, 0.9), num_keep=6) == 0.0
 
 
-def test_linear_separability_on_tiny_generator():
-    g = sg.Generator(resolution=8, fmap_base=32, fmap_max=8, latent_size=8, dlatent_size=8,
-                     mapping_fmaps=8, mapping_layers=2)
-    variables = g.init(jax.random.key(0), jnp.zeros((1, 8)))
+def test_linear_separability_on_tiny_generator(tiny_generator):
+    g, variables = tiny_generator
 
     def brightness(images):
         return jax.nn.sigmoid(10 * jnp.mean(images, axis=(1, 2)))  # 3 attributes (channels)

@@ -146,7 +146,7 @@ class _ImageBuilder(tfds.core.ShardBasedBuilder, skip_registration=True):
         if bad and not skip_bad:
             listing = "\n".join(f"  {k}: {why}" for k, why in bad.items())
             raise SourceError(f"{len(bad)} of {len(source.keys)} source files are unusable, "
-                              f"nothing was written (--skip_bad skips them):\n{listing}")
+                              f"nothing was written (skip_bad=True skips them):\n{listing}")
         if bad:
             logging.warning("skipping %d unusable source files: %s", len(bad), bad)
         good = [k for k in source.keys if k not in bad]
