@@ -20,7 +20,8 @@ test: install
 	$(PY) -m pytest -q --durations=15
 
 # The fast loop: everything but the tests marked slow (training runs, subprocesses, PyTorch
-# parity). QUICK_TIME_PLACEHOLDER
+# parity): 131 of 180 tests in about 3 minutes against 27 for `make test` (2 CPU cores shared
+# with other jobs, warm JAX compilation cache).
 test-quick: install
 	$(PY) -m pytest -q -m "not slow" --durations=15
 
