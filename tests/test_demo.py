@@ -16,7 +16,7 @@ from PIL import Image
 import stylegan_jax as sg
 from stylegan_jax import cli
 from stylegan_jax.generate import seed_classes
-from stylegan_jax.logs import to_uint8
+from stylegan_jax.images import to_uint8
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.slow  # one short training run of the real demo networks

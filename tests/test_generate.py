@@ -12,18 +12,19 @@ from tiny_digits import tiny_digits_config
 import stylegan_jax as sg
 from stylegan_jax import cli, figures, training_loop
 from stylegan_jax import generate as generate_module
-from stylegan_jax.data.prepare import prepare_dataset
 from stylegan_jax.generate import Model, _compile, parse_seeds, seed_classes, style_layers
-from stylegan_jax.logs import to_uint8
+from stylegan_jax.images import to_uint8
+from stylegan_jax.latents import slerp
 from stylegan_jax.runs import load_run
+
+pytestmark = pytest.mark.slow  # real training runs / subprocesses
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, digits_dir):
     """A 4-iteration 32x32 digits run (8 synthesis layers), checkpoints at 32 and 64 images."""
     root = tmp_path_factory.mktemp("tiny_run")
-    prepare_dataset("digits", root / "data")
-    config = tiny_digits_config(root / "data", total_kimg=0.064, lod_initial_resolution=32)
+    config = tiny_digits_config(digits_dir, total_kimg=0.064, lod_initial_resolution=32)
     training_loop.train(config, root / "run")
     return root / "run"
 
@@ -211,12 +212,6 @@ def test_interpolation_passes_through_the_seeds(model, space):
     assert not np.allclose(frames[1], frames[0], atol=1e-4)
 
 
-def test_slerp_stays_on_the_sphere():
-    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
-    np.testing.assert_allclose(figures.slerp(a, b, 0.5), np.sqrt([0.5, 0.5]))
-    np.testing.assert_array_equal(figures.slerp(a, b, 0.0), a)
-
-
 def test_figure_command_writes_every_kind(tiny_run, tmp_path):
     run = ["--workdir", str(tiny_run), "--outdir", str(tmp_path), "--seeds", "0-1"]
     cli.main(["figure", "--kind", "mixing", "--col_seeds", "2-4", *run])
@@ -332,12 +327,14 @@ def test_figures_draw_each_seeds_class(conditional):
         frames = figures.interpolation_frames(model, [1, 12, 5], steps=2, space=space)
         np.testing.assert_allclose(frames[[0, 2, 4]],
                                    labelled_reference(model, [1, 12, 5], [1, 2, 5]), atol=1e-5)
-    # in Z the labels are lerped with the latents: halfway between seeds 1 and 12
-    z = np.stack([figures.slerp(*model.z([1, 12]), 0.5)]).astype(np.float32)
+    # in Z the labels are lerped with the latents: halfway between seeds 1 and 12 (z here is
+    # float64, the figure's float32, hence atol 1e-4 on values of ~5)
+    a, b = model.z([1, 12])
+    z = (slerp(a, b, 0.5) * (np.linalg.norm(a) + np.linalg.norm(b)) / 2)[None]
     half = jax.jit(lambda v, z, y, n: model.G.apply(v, z, y, noise=n))(
         model.variables, z, np.eye(10, dtype=np.float32)[[1]] * 0.5
         + np.eye(10, dtype=np.float32)[[2]] * 0.5, model.noise(0))
-    np.testing.assert_allclose(frames[1], np.asarray(half)[0], atol=1e-5)
+    np.testing.assert_allclose(frames[1], np.asarray(half)[0], atol=1e-4)
 
 
 def test_generate_and_figure_commands_on_a_conditional_model(conditional, tmp_path,

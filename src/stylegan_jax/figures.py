@@ -18,7 +18,9 @@ import numpy as np
 from PIL import Image
 
 from stylegan_jax.generate import Model, Noise, check_psi, named_styles, style_layers
-from stylegan_jax.logs import image_grid, save_png, to_uint8
+from stylegan_jax.images import to_uint8
+from stylegan_jax.latents import lerp, slerp
+from stylegan_jax.logs import image_grid, save_png
 
 TRUNCATION_PSIS = (1.0, 0.7, 0.5, 0.0, -0.5, -1.0)  # the paper's Figure 8
 KINDS = ("mixing", "noise", "truncation", "interpolation")
@@ -103,41 +105,32 @@ def truncation_figure(model: Model, seeds: Sequence[int],
                     axis=1)
 
 
-def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    """Spherical interpolation between latents ``a`` and ``b`` (exact at t = 0 and 1)."""
-    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
-    omega = np.arccos(np.clip(cos, -1.0, 1.0))
-    if np.sin(omega) < 1e-6:
-        return (1 - t) * a + t * b
-    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-
-
 def interpolation_frames(model: Model, seeds: Sequence[int], steps: int = 16,
                          space: str = "w", *, psi: float | None = None,
                          cutoff: int | None = None, noise: Noise = 0,
                          class_index: int | None = None) -> np.ndarray:
     """Frames ``[(len(seeds)-1)*steps + 1, r, r, C]`` through the seeds' images in order:
-    ``space='w'`` lerps the mapped w, ``'z'`` slerps z then maps (a conditional model's
-    one-hot labels are lerped alongside, i.e. its label embedding, so that frames between
-    seeds of different classes pass from one class to the other)."""
+    ``space='w'`` lerps the mapped w, ``'z'`` slerps the direction of z (and lerps its
+    length, so unnormalised mapping networks see latents of the usual size) then maps; a
+    conditional model's one-hot labels are lerped alongside (i.e. its label embedding), so
+    frames between seeds of different classes pass from one class to the other."""
     if space not in ("w", "z"):
         raise ValueError(f"interpolation space must be 'w' or 'z', got {space!r}")
     if len(seeds) < 2 or steps < 1:
         raise ValueError("interpolation needs at least 2 seeds and steps >= 1")
     ts = np.arange(steps) / steps
 
-    def lerp(ends: np.ndarray) -> np.ndarray:
-        points = [(1 - t) * a + t * b for a, b in itertools.pairwise(ends) for t in ts]
+    def path(ends: np.ndarray, between) -> np.ndarray:
+        points = [between(a, b, t) for a, b in itertools.pairwise(ends) for t in ts]
         return np.stack([*points, ends[-1]]).astype(np.float32)
 
     if space == "w":
-        w = lerp(model.map(class_index=class_index, seeds=seeds))
+        w = path(model.map(class_index=class_index, seeds=seeds), lerp)
     else:
-        ends = model.z(seeds)
-        points = [slerp(a, b, t) for a, b in itertools.pairwise(ends) for t in ts]
-        points = np.stack([*points, ends[-1]]).astype(np.float32)
+        z = path(model.z(seeds), lambda a, b, t: slerp(a, b, t) * lerp(
+            np.linalg.norm(a), np.linalg.norm(b), t))
         labels = model.labels(len(seeds), class_index, seeds)
-        w = model.map(points, labels=None if labels is None else lerp(labels))
+        w = model.map(z, labels=None if labels is None else path(labels, lerp))
     return model.generate(w=w, psi=psi, cutoff=cutoff, noise=noise)
 
 
