@@ -1,0 +1,270 @@
+"""Reading NVIDIA's original StyleGAN pickles: official-format files are built here from random
+weights in our own networks (``official_pickles``, written from the official graph code
+independently of the loader), and loading must give back exactly those weights."""
+
+import pickle
+import pickletools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from official_pickles import dumps, network, official_discriminator, official_generator
+
+from stylegan_jax import official
+from stylegan_jax.networks import Discriminator, Generator
+from stylegan_jax.safe_pickle import UnsafePickleError
+
+TINY_G = dict(latent_size=8, dlatent_size=8, mapping_layers=2, mapping_fmaps=8, fmap_base=256,
+              fmap_max=8)
+TINY_D = dict(fmap_base=256, fmap_max=8)
+
+
+def random_like(tree, seed):
+    """Every leaf random (biases, noise strengths and w_avg included), so that no swapped or
+    dropped variable can go unnoticed."""
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda x: rng.standard_normal(x.shape).astype(np.float32), tree)
+
+
+def our_networks(resolution, label_size, g_extra=None, seed=0):
+    """Random variables of our G, Gs (a second draw) and D with the given official kwargs."""
+    g_kwargs = {**dict(resolution=resolution, num_channels=3, label_size=label_size),
+                **TINY_G, **(g_extra or {})}
+    d_kwargs = dict(resolution=resolution, num_channels=3, label_size=label_size, **TINY_D)
+    ours = {k: v for k, v in g_kwargs.items() if k != "blur_filter"}
+    if "blur_filter" in g_kwargs:
+        ours["use_blur"] = bool(g_kwargs["blur_filter"])
+    G = Generator(**ours)
+    D = Discriminator(**d_kwargs)
+    labels = jnp.zeros((1, label_size)) if label_size else None
+    g_vars = jax.eval_shape(G.init, jax.random.key(0), jnp.zeros((1, 8)), labels)
+    d_vars = jax.eval_shape(D.init, jax.random.key(0), jnp.zeros((1, resolution, resolution, 3)),
+                            labels)
+    rng = np.random.default_rng(seed + 3)
+    noise = [rng.standard_normal(s).astype(np.float32) for s in _noise_shapes(resolution)]
+    return (g_kwargs, d_kwargs, random_like(g_vars, seed), random_like(g_vars, seed + 1),
+            random_like(d_vars, seed + 2), noise)
+
+
+def _noise_shapes(resolution):
+    n = 2 * int(np.log2(resolution)) - 2
+    return [(1, 2 ** (i // 2 + 2), 2 ** (i // 2 + 2), 1) for i in range(n)]
+
+
+def write_pickle(path, g_kwargs, d_kwargs, g_vars, gs_vars, d_vars, noise, *, protocol=4,
+                 numpy_style="new", version=3, lod=0.0):
+    G = official_generator(g_kwargs, g_vars, noise, name="G", version=version, lod=lod)
+    Gs = official_generator(g_kwargs, gs_vars, noise, name="Gs", version=version, lod=lod)
+    D = official_discriminator(d_kwargs, d_vars, version=version)
+    path.write_bytes(dumps((G, D, Gs), protocol=protocol, numpy_style=numpy_style))
+    return path
+
+
+def assert_tree_equal(actual, expected):
+    assert jax.tree.structure(actual) == jax.tree.structure(expected)
+    jax.tree.map(np.testing.assert_array_equal, actual, expected)
+
+
+@pytest.mark.parametrize("resolution,label_size,numpy_style,protocol,version", [
+    (32, 0, "old", 2, 3),
+    (32, 3, "new", 4, 3),
+    (128, 0, "new", 5, 3),
+    (128, 5, "old", 4, 3),
+])
+def test_loading_gives_back_exactly_the_weights(tmp_path, resolution, label_size, numpy_style,
+                                                protocol, version):
+    g_kwargs, d_kwargs, g_vars, gs_vars, d_vars, noise = our_networks(resolution, label_size)
+    path = write_pickle(tmp_path / "net.pkl", g_kwargs, d_kwargs, g_vars, gs_vars, d_vars,
+                        noise, protocol=protocol, numpy_style=numpy_style, version=version)
+    globals_used = {arg for op, arg, _ in pickletools.genops(path.read_bytes())
+                    if op.name == "GLOBAL"}
+    if protocol == 2:  # protocol 2 names globals inline: check the numpy naming style
+        core = "numpy.core" if numpy_style == "old" else "numpy._core"
+        assert f"{core}.multiarray _reconstruct" in globals_used
+        assert "dnnlib.tflib.network Network" in globals_used
+    if numpy_style == "old":
+        assert b"numpy.core.multiarray" in path.read_bytes()
+        assert b"numpy._core" not in path.read_bytes()
+
+    net = official.load_pickle(path)
+    assert_tree_equal(net.G, g_vars)
+    assert_tree_equal(net.Gs, gs_vars)
+    assert_tree_equal(net.D, d_vars)
+    assert len(net.noise) == 2 * int(np.log2(resolution)) - 2
+    for got, want in zip(net.noise, noise, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert net.lod == 0.0
+    c = net.config
+    assert (c.resolution, c.num_channels, c.label_size) == (resolution, 3, label_size)
+    for key, value in TINY_G.items():
+        assert c.G[key] == value, key
+    assert (c.D.fmap_base, c.D.fmap_max, c.D.mbstd_group_size) == (256, 8, 4)
+    # The loaded config builds networks whose variables have exactly these shapes.
+    from stylegan_jax.config import build_networks
+    G, D = build_networks(c)
+    labels = jnp.zeros((1, label_size)) if label_size else None
+    shapes = jax.eval_shape(G.init, jax.random.key(0), jnp.zeros((1, 8)), labels)
+    assert jax.tree.map(np.shape, shapes) == jax.tree.map(np.shape, net.Gs)
+
+
+def test_official_names_for_a_few_variables():
+    """The loader's names, against names read off the official source by hand."""
+    cases = {
+        ("mapping", "Dense0", "kernel"): "G_mapping/Dense0/weight",
+        ("mapping", "Dense7", "bias", "bias"): "G_mapping/Dense7/bias",
+        ("mapping", "LabelConcat"): "G_mapping/LabelConcat/weight",
+        ("synthesis", "4x4_Const", "const"): "G_synthesis/4x4/Const/const",
+        ("synthesis", "4x4_Const", "Noise", "strength"): "G_synthesis/4x4/Const/Noise/weight",
+        ("synthesis", "4x4_Dense", "Dense", "kernel"): "G_synthesis/4x4/Dense/weight",
+        ("synthesis", "64x64_Conv0_up", "StyleMod", "affine", "kernel"):
+            "G_synthesis/64x64/Conv0_up/StyleMod/weight",
+        ("synthesis", "64x64_Conv1", "StyleMod", "affine", "bias", "bias"):
+            "G_synthesis/64x64/Conv1/StyleMod/bias",
+        ("synthesis", "ToRGB_1024x1024", "Conv", "kernel"): "G_synthesis/ToRGB_lod0/weight",
+        ("synthesis", "ToRGB_4x4", "Bias", "bias"): "G_synthesis/ToRGB_lod8/bias",
+        ("FromRGB_256x256", "Conv", "kernel"): "FromRGB_lod2/weight",
+        ("8x8_Conv1_down", "Conv", "kernel"): "8x8/Conv1_down/weight",
+        ("4x4_Conv", "Bias", "bias"): "4x4/Conv/bias",
+        ("4x4_Dense1", "kernel"): "4x4/Dense1/weight",
+    }
+    for ours, name in cases.items():
+        assert official.official_name(ours, 10) == name
+
+
+def test_ablation_switches_map_to_module_attributes(tmp_path):
+    """Table 1 row B-like switches: no styles, no noise, a dense input layer, pixel norm, no
+    instance norm, no blur, no fused resampling, and G_style's own kwargs."""
+    extra = dict(use_styles=False, use_noise=False, const_input_layer=False,
+                 use_pixel_norm=True, use_instance_norm=False, blur_filter=None,
+                 fused_scale=False, mapping_layers=3, mapping_lrmul=0.1,
+                 normalize_latents=False, style_mixing_prob=None, truncation_psi=0.5,
+                 truncation_cutoff=4, dlatent_avg_beta=None)
+    g_kwargs, d_kwargs, g_vars, gs_vars, d_vars, noise = our_networks(32, 0, {
+        k: v for k, v in extra.items() if k not in ("style_mixing_prob", "truncation_psi",
+                                                    "truncation_cutoff", "dlatent_avg_beta")})
+    g_kwargs.update(extra)
+    path = write_pickle(tmp_path / "b.pkl", g_kwargs, d_kwargs, g_vars, gs_vars, d_vars, noise)
+    net = official.load_pickle(path)
+    assert net.noise is None
+    assert_tree_equal(net.Gs, gs_vars)
+    g = net.config.G
+    assert (g.use_styles, g.use_noise, g.const_input_layer, g.use_pixel_norm,
+            g.use_instance_norm, g.use_blur, g.fused_scale) == (False, False, False, True,
+                                                                False, False, "false")
+    assert (g.mapping_layers, g.mapping_lrmul, g.normalize_latents) == (3, 0.1, False)
+    assert (g.style_mixing_prob, g.truncation_psi, g.truncation_cutoff,
+            g.dlatent_avg_beta) == (0.0, 0.5, 4, 1.0)
+
+
+def one_line(excinfo, path, *words):
+    message = str(excinfo.value)
+    assert "\n" not in message and str(path) in message, message
+    for word in words:
+        assert word in message, (word, message)
+
+
+@pytest.fixture
+def tiny_parts():
+    return our_networks(32, 0)
+
+
+def test_a_pickle_that_runs_code_is_refused_without_running_it(tmp_path, tiny_parts):
+    import os
+
+    marker = tmp_path / "marker"
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    g_kwargs, d_kwargs, g_vars, gs_vars, d_vars, noise = tiny_parts
+    G = official_generator(g_kwargs, g_vars, noise)
+    G.state["static_kwargs"]["fmap_base"] = Evil()
+    D = official_discriminator(d_kwargs, d_vars)
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(dumps((G, D, G)))
+    with pytest.raises(UnsafePickleError) as e:
+        official.load_pickle(path)
+    one_line(e, path, "system")
+    assert not marker.exists()
+
+
+def test_build_module_src_is_never_executed(tmp_path, tiny_parts):
+    # official_pickles writes a build_module_src that would exit the interpreter if run.
+    path = write_pickle(tmp_path / "net.pkl", *tiny_parts)
+    assert official.load_pickle(path).Gs
+
+
+def refusal(tmp_path, tiny_parts, change):
+    g_kwargs, d_kwargs, g_vars, gs_vars, d_vars, noise = tiny_parts
+    G = official_generator(g_kwargs, g_vars, noise)
+    Gs = official_generator(g_kwargs, gs_vars, noise, name="Gs")
+    D = official_discriminator(d_kwargs, d_vars)
+    obj = change(G, D, Gs)
+    path = tmp_path / "bad.pkl"
+    path.write_bytes(dumps(obj))
+    with pytest.raises(ValueError) as e:
+        official.load_pickle(path)
+    return e, path
+
+
+def _set(state, **changes):
+    state.update(changes)
+
+
+def _drop_var(net, name):
+    net.state["variables"] = [(n, v) for n, v in net.state["variables"] if n != name]
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda G, D, Gs: (_set(G.state, build_func_name="G_main"), (G, D, Gs))[1],
+     ["G_main", "StyleGAN2"]),
+    (lambda G, D, Gs: (_set(D.state, build_func_name="D_stylegan2"), (G, D, Gs))[1],
+     ["D_stylegan2"]),
+    (lambda G, D, Gs: (_set(Gs.state["static_kwargs"], architecture="skip"), (G, D, Gs))[1],
+     ["architecture", "Gs"]),
+    (lambda G, D, Gs: (_set(D.state["static_kwargs"], nonlinearity="relu"), (G, D, Gs))[1],
+     ["nonlinearity='relu'", "D"]),
+    (lambda G, D, Gs: (_drop_var(Gs.state["components"]["synthesis"], "4x4/Conv/bias"),
+                       (G, D, Gs))[1], ["G_synthesis/4x4/Conv/bias", "lacks"]),
+    (lambda G, D, Gs: (D.state["variables"].append(("Extra/weight", np.zeros(2, np.float32))),
+                       (G, D, Gs))[1], ["Extra/weight", "unexpected"]),
+    (lambda G, D, Gs: (_set(G.state["components"]["mapping"].state, variables=[
+        (n, v[:-1] if n == "Dense1/weight" else v)
+        for n, v in G.state["components"]["mapping"].state["variables"]]), (G, D, Gs))[1],
+     ["G_mapping/Dense1/weight", "shape"]),
+    (lambda G, D, Gs: (_set(D.state["static_kwargs"], resolution=64), (G, D, Gs))[1],
+     ["resolution"]),
+    (lambda G, D, Gs: D, ["one network", "D_basic"]),
+    (lambda G, D, Gs: (G, D), ["tuple"]),
+    (lambda G, D, Gs: (_set(G.state, version=4), (G, D, Gs))[1], ["version 4"]),
+])
+def test_refusals_are_one_line_naming_file_and_problem(tmp_path, tiny_parts, change, words):
+    e, path = refusal(tmp_path, tiny_parts, change)
+    one_line(e, path, *words)
+
+
+def test_truncated_and_non_pickle_files_are_refused(tmp_path, tiny_parts):
+    good = write_pickle(tmp_path / "net.pkl", *tiny_parts).read_bytes()
+    for name, data in [("truncated.pkl", good[:len(good) // 2]), ("text.pkl", b"hello\n"),
+                       ("empty.pkl", b""), ("list.pkl", pickle.dumps([1, 2]))]:
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(ValueError) as e:
+            official.load_pickle(path)
+        one_line(e, path)
+    with pytest.raises(FileNotFoundError) as e:
+        official.load_pickle(tmp_path / "missing.pkl")
+    one_line(e, tmp_path / "missing.pkl")
+
+
+def test_a_single_network_state_round_trips(tmp_path):
+    """The stand-in reads a version-2 state without components as a bare Network."""
+    net = network("D", "D_basic", {"resolution": 8}, [("lod", np.float32(0))], version=2)
+    path = tmp_path / "one.pkl"
+    path.write_bytes(dumps(net, protocol=2, numpy_style="old"))
+    got = official.read_pickle(path)
+    assert (got.name, got.build_func_name, got.static_kwargs) == ("D", "D_basic",
+                                                                 {"resolution": 8})
+    assert got.components == {} and float(got.variables["lod"]) == 0.0
