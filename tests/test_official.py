@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from official_pickles import dumps, network, official_discriminator, official_generator
 
+import stylegan_jax as sg
 from stylegan_jax import official
 from stylegan_jax.networks import Discriminator, Generator
 from stylegan_jax.safe_pickle import UnsafePickleError
@@ -32,10 +33,7 @@ def our_networks(resolution, label_size, g_extra=None, seed=0):
     g_kwargs = {**dict(resolution=resolution, num_channels=3, label_size=label_size),
                 **TINY_G, **(g_extra or {})}
     d_kwargs = dict(resolution=resolution, num_channels=3, label_size=label_size, **TINY_D)
-    ours = {k: v for k, v in g_kwargs.items() if k != "blur_filter"}
-    if "blur_filter" in g_kwargs:
-        ours["use_blur"] = bool(g_kwargs["blur_filter"])
-    G = Generator(**ours)
+    G = our_generator(g_kwargs)
     D = Discriminator(**d_kwargs)
     labels = jnp.zeros((1, label_size)) if label_size else None
     g_vars = jax.eval_shape(G.init, jax.random.key(0), jnp.zeros((1, 8)), labels)
@@ -45,6 +43,14 @@ def our_networks(resolution, label_size, g_extra=None, seed=0):
     noise = [rng.standard_normal(s).astype(np.float32) for s in _noise_shapes(resolution)]
     return (g_kwargs, d_kwargs, random_like(g_vars, seed), random_like(g_vars, seed + 1),
             random_like(d_vars, seed + 2), noise)
+
+
+def our_generator(g_kwargs):
+    """Our Generator for official G_style kwargs that name our attributes (and blur_filter)."""
+    ours = {k: v for k, v in g_kwargs.items() if k != "blur_filter"}
+    if "blur_filter" in g_kwargs:
+        ours["use_blur"] = bool(g_kwargs["blur_filter"])
+    return Generator(**ours)
 
 
 def _noise_shapes(resolution):
@@ -268,3 +274,92 @@ def test_a_single_network_state_round_trips(tmp_path):
     assert (got.name, got.build_func_name, got.static_kwargs) == ("D", "D_basic",
                                                                  {"resolution": 8})
     assert got.components == {} and float(got.variables["lod"]) == 0.0
+
+
+# ---- sampling an official network ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def conditional_pkl(tmp_path_factory):
+    parts = our_networks(32, 3, seed=5)
+    return write_pickle(tmp_path_factory.mktemp("pkl") / "cond.pkl", *parts), parts
+
+
+@pytest.mark.parametrize("psi", [None, 0.7])
+def test_sampling_a_pickle_with_stored_noise_equals_our_generator(conditional_pkl, psi):
+    path, (g_kwargs, _, _, gs_vars, _, noise) = conditional_pkl
+    model = sg.load(path)
+    z = model.z([0, 1, 2])
+    got = model.generate(z, noise="stored", psi=psi, class_index=1)
+    G = our_generator(g_kwargs)
+    labels = np.eye(3, dtype=np.float32)[[1, 1, 1]]
+    run = jax.jit(lambda v, z, y, n: G.apply(v, z, y, truncation_psi=psi, noise=n))
+    np.testing.assert_allclose(got, run(gs_vars, z, labels, noise), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(got, model.generate(z, noise=0, psi=psi, class_index=1), atol=1e-3)
+
+
+def test_generate_command_writes_the_stored_noise_images(conditional_pkl, tmp_path, capsys):
+    from PIL import Image
+
+    from stylegan_jax import cli
+    from stylegan_jax.logs import to_uint8
+
+    path, _ = conditional_pkl
+    cli.main(["generate", "--network", str(path), "--seeds", "3-4", "--psi", "0.7",
+              "--class_index", "2", "--stored_noise", "--outdir", str(tmp_path)])
+    assert str(path) in capsys.readouterr().out
+    model = sg.load(path)
+    expected = to_uint8(model.generate(model.z([3, 4]), psi=0.7, noise="stored",
+                                       class_index=2))
+    for seed, image in zip([3, 4], expected, strict=True):
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / f"seed{seed:04d}.png")),
+                                      image)
+
+
+def test_figure_command_runs_on_a_pickle(conditional_pkl, tmp_path):
+    from stylegan_jax import cli
+
+    path, _ = conditional_pkl
+    cli.main(["figure", "--network", str(path), "--kind", "noise", "--seeds", "0",
+              "--samples", "4", "--stored_noise", "--class_index", "0",
+              "--outdir", str(tmp_path)])
+    assert (tmp_path / "noise-components.png").is_file()
+
+
+def test_generate_refuses_a_single_network_or_missing_stored_noise(tmp_path, tiny_parts):
+    from stylegan_jax import cli
+
+    g_kwargs, d_kwargs, g_vars, gs_vars, d_vars, noise = tiny_parts
+    d_only = tmp_path / "d.pkl"
+    d_only.write_bytes(dumps(official_discriminator(d_kwargs, d_vars)))
+    with pytest.raises(SystemExit) as e:
+        cli.main(["generate", "--network", str(d_only), "--seeds", "0", "--outdir",
+                  str(tmp_path / "out")])
+    one_line(e, d_only, "one network")
+
+    g_kwargs, d_kwargs, g_vars, gs_vars, d_vars, noise = our_networks(32, 0, {"use_noise": False})
+    g_kwargs["use_noise"] = False
+    path = write_pickle(tmp_path / "nonoise.pkl", g_kwargs, d_kwargs, g_vars, gs_vars, d_vars,
+                        noise)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["generate", "--network", str(path), "--seeds", "0", "--stored_noise",
+                  "--outdir", str(tmp_path / "out")])
+    assert "no stored noise" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_linear_separability_metric_runs_on_a_pickle(tmp_path, tiny_parts):
+    from stylegan_jax.metrics import run as run_lib
+    from stylegan_jax.metrics import separability as ls
+
+    path = write_pickle(tmp_path / "net.pkl", *tiny_parts)
+
+    def brightness(images):
+        return jax.nn.sigmoid(10 * jnp.mean(images, axis=(1, 2)))
+
+    got = run_lib.run_metrics(path, None, ["ls"], classifier=brightness, num_samples=64,
+                              batch_size=16)
+    G = our_generator(tiny_parts[0])
+    expected = ls.linear_separability(G, tiny_parts[3], brightness, num_samples=64,
+                                      num_keep=32, batch_size=16)
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert not list(tmp_path.glob("*.jsonl"))

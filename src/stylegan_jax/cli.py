@@ -164,6 +164,10 @@ def metrics(argv: Sequence[str]) -> None:
     prog = "stylegan-jax metrics"
     fv = flags.FlagValues()
     workdir = flags.DEFINE_string("workdir", None, "Run directory.", flag_values=fv)
+    network = _network_flag(fv)
+    dataset = flags.DEFINE_string("dataset", None, "Prepared dataset of the FID reals, e.g. "
+                                  "ffhq/1024 (default: the run's config.dataset.name).",
+                                  flag_values=fv)
     checkpoint = flags.DEFINE_integer("checkpoint", None, "Checkpoint (images seen); default "
                                       "the latest.", flag_values=fv)
     names = flags.DEFINE_list("metrics", ["fid50k", "ppl_zfull", "ppl_wfull", "ppl_zend",
@@ -186,16 +190,19 @@ def metrics(argv: Sequence[str]) -> None:
     num_samples = flags.DEFINE_integer("num_samples", None, "Override every metric's sample "
                                        "count (quick checks).", flag_values=fv)
     _parse(fv, prog, argv)
-    if workdir.value is None:
-        raise SystemExit(f"{prog}: --workdir is required")
+    source = _network_path(network, workdir)
+    if source is None:
+        raise SystemExit(f"{prog}: --network (or --workdir) is required")
     from stylegan_jax.metrics import run as run_lib
     from stylegan_jax.metrics.weights import WeightsError
 
     try:
         run_lib.check_names(names.value)
         extra = {"cache_dir": cache_dir.value} if cache_dir.value else {}
+        if dataset.value:
+            extra["dataset_name"] = dataset.value
         results = run_lib.run_metrics(
-            workdir.value, checkpoint.value, names.value, inception_weights=inception.value,
+            source, checkpoint.value, names.value, inception_weights=inception.value,
             inception_mode=mode.value, lpips_weights=lpips.value, data_dir=data_dir.value,
             batch_size=batch_size.value, seed=seed.value, num_samples=num_samples.value,
             **extra)
@@ -205,9 +212,26 @@ def metrics(argv: Sequence[str]) -> None:
         print(f"{name}: {value:.4f}")
 
 
+def _network_flag(fv: flags.FlagValues) -> flags.FlagHolder:
+    return flags.DEFINE_string("network", None, "A run directory, one checkpoint directory "
+                               "WORKDIR/checkpoints/STEP, or an official StyleGAN .pkl "
+                               "(karras2019stylegan-*.pkl; its Gs is used).", flag_values=fv)
+
+
+def _network_path(network: flags.FlagHolder, workdir: flags.FlagHolder) -> str | None:
+    """``--network`` or, as before it existed, ``--workdir`` (not both)."""
+    if network.value is not None and workdir.value is not None:
+        raise SystemExit("give --network or --workdir, not both")
+    return network.value if network.value is not None else workdir.value
+
+
 def _sampling_flags(fv: flags.FlagValues) -> dict[str, flags.FlagHolder]:
     """Flags shared by ``generate`` and ``figure``: the run, sampling and output."""
     return dict(
+        network=_network_flag(fv),
+        stored_noise=flags.DEFINE_bool("stored_noise", False, "Use the noise constants stored "
+                                       "in an official .pkl instead of --noise_seed.",
+                                       flag_values=fv),
         workdir=flags.DEFINE_string("workdir", None, "Run directory (or one checkpoint "
                                     "directory WORKDIR/checkpoints/STEP).", flag_values=fv),
         checkpoint=flags.DEFINE_integer("checkpoint", None, "Checkpoint (images seen); "
@@ -233,8 +257,9 @@ def generate(argv: Sequence[str]) -> None:
     batch_size = flags.DEFINE_integer("batch_size", 32, "Images per device batch.",
                                       flag_values=fv)
     _parse(fv, prog, argv)
-    if None in (common["workdir"].value, common["outdir"].value, seeds.value):
-        raise SystemExit(f"{prog}: --workdir, --seeds and --outdir are required")
+    network = _network_path(common["network"], common["workdir"])
+    if None in (network, common["outdir"].value, seeds.value):
+        raise SystemExit(f"{prog}: --network (or --workdir), --seeds and --outdir are required")
     from pathlib import Path
 
     from stylegan_jax import generate as gen
@@ -243,9 +268,10 @@ def generate(argv: Sequence[str]) -> None:
     try:
         seed_list = gen.parse_seeds(seeds.value)
         gen.check_psi(common["psi"].value)
-        model = gen.load(common["workdir"].value, common["checkpoint"].value)
+        model = gen.load(network, common["checkpoint"].value)
+        noise = gen.STORED if common["stored_noise"].value else common["noise_seed"].value
         images = model.generate(model.z(seed_list), psi=common["psi"].value,
-                                cutoff=common["cutoff"].value, noise=common["noise_seed"].value,
+                                cutoff=common["cutoff"].value, noise=noise,
                                 class_index=common["class_index"].value,
                                 batch_size=batch_size.value)
     except (ValueError, FileNotFoundError) as e:
@@ -253,7 +279,8 @@ def generate(argv: Sequence[str]) -> None:
     outdir = Path(common["outdir"].value)
     for seed, image in zip(seed_list, to_uint8(images), strict=True):
         save_png(outdir / f"seed{seed:04d}.png", image)
-    print(f"Wrote {len(seed_list)} images of checkpoint {model.step} to {outdir}")
+    source = network if network.endswith(".pkl") else f"checkpoint {model.step}"
+    print(f"Wrote {len(seed_list)} images of {source} to {outdir}")
 
 
 def figure(argv: Sequence[str]) -> None:
@@ -280,8 +307,9 @@ def figure(argv: Sequence[str]) -> None:
     samples = flags.DEFINE_integer("samples", 32, "noise: realisations for the std map.",
                                    flag_values=fv)
     _parse(fv, prog, argv)
-    if None in (common["workdir"].value, common["outdir"].value, kind.value):
-        raise SystemExit(f"{prog}: --workdir, --kind and --outdir are required")
+    network = _network_path(common["network"], common["workdir"])
+    if None in (network, common["outdir"].value, kind.value):
+        raise SystemExit(f"{prog}: --network (or --workdir), --kind and --outdir are required")
     from stylegan_jax import figures
     from stylegan_jax import generate as gen
 
@@ -294,12 +322,13 @@ def figure(argv: Sequence[str]) -> None:
             gen.check_psi(psi)
         row_list = gen.parse_seeds(seeds.value)
         col_list = gen.parse_seeds(col_seeds.value)
-        model = gen.load(common["workdir"].value, common["checkpoint"].value)
+        model = gen.load(network, common["checkpoint"].value)
         written = figures.write_figure(
             model, kind.value, common["outdir"].value, row_list, col_seeds=col_list,
             styles=styles.value, psi=common["psi"].value, cutoff=common["cutoff"].value,
             psis=psi_list, steps=steps.value, space=space.value, fps=fps.value,
-            samples=samples.value, noise=common["noise_seed"].value,
+            samples=samples.value,
+            noise=gen.STORED if common["stored_noise"].value else common["noise_seed"].value,
             class_index=common["class_index"].value)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"{prog}: {e}") from None
