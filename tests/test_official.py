@@ -28,11 +28,12 @@ def random_like(tree, seed):
     return jax.tree.map(lambda x: rng.standard_normal(x.shape).astype(np.float32), tree)
 
 
-def our_networks(resolution, label_size, g_extra=None, seed=0):
+def our_networks(resolution, label_size, g_extra=None, seed=0, d_extra=None):
     """Random variables of our G, Gs (a second draw) and D with the given official kwargs."""
     g_kwargs = {**dict(resolution=resolution, num_channels=3, label_size=label_size),
                 **TINY_G, **(g_extra or {})}
-    d_kwargs = dict(resolution=resolution, num_channels=3, label_size=label_size, **TINY_D)
+    d_kwargs = {**dict(resolution=resolution, num_channels=3, label_size=label_size),
+                **TINY_D, **(d_extra or {})}
     G = our_generator(g_kwargs)
     D = Discriminator(**d_kwargs)
     labels = jnp.zeros((1, label_size)) if label_size else None
@@ -363,3 +364,87 @@ def test_linear_separability_metric_runs_on_a_pickle(tmp_path, tiny_parts):
                                       num_keep=32, batch_size=16)
     assert got == pytest.approx(expected, rel=1e-6)
     assert not list(tmp_path.glob("*.jsonl"))
+
+
+# ---- fine-tuning: import, then train ---------------------------------------------------------
+
+DIGITS_G = dict(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2,
+                fmap_base=32, fmap_max=8)  # tiny_digits_config's networks
+
+
+def digits_pickle(path, same_g_and_gs=False):
+    parts = list(our_networks(32, 0, DIGITS_G, seed=9, d_extra=dict(fmap_base=32, fmap_max=8)))
+    if same_g_and_gs:
+        parts[3] = parts[2]
+    return write_pickle(path, *parts), parts
+
+
+def test_import_writes_a_checkpoint_of_g_d_and_gs_with_fresh_adam(tmp_path):
+    from stylegan_jax import parallel, training
+    from stylegan_jax.checkpoint import Checkpointer
+
+    path, (_, _, g_vars, gs_vars, d_vars, _) = digits_pickle(tmp_path / "net.pkl")
+    nimg, config = official.import_run(path, tmp_path / "run", resume_kimg=0.5)
+    assert nimg == 500 and config.resolution == 32
+    G, D = training.build_models(config)
+    optimizer = training.make_optimizer(config)
+    ckpt = Checkpointer(tmp_path / "run", read_only=True, async_save=False)
+    state, meta = ckpt.restore(training.abstract_train_state(config, G, D, optimizer,
+                                                             parallel.make_mesh()))
+    ckpt.close()
+    assert (meta["nimg"], meta["step"], meta["tick"]) == (500, 0, 0)
+    assert_tree_equal(jax.device_get(state.g_params), g_vars["params"])
+    assert_tree_equal(jax.device_get(state.g_ema_params), gs_vars["params"])
+    assert_tree_equal(jax.device_get(state.d_params), d_vars["params"])
+    np.testing.assert_array_equal(state.w_avg, gs_vars["stats"]["w_avg"])
+    fresh = optimizer.init(g_vars["params"])
+    assert_tree_equal(jax.device_get(state.g_opt), jax.device_get(fresh))
+    with pytest.raises(ValueError, match="already holds a run"):
+        official.import_run(path, tmp_path / "run")
+
+
+def test_import_refuses_a_config_of_other_networks(tmp_path):
+    from stylegan_jax.config import paper_config
+
+    path, _ = digits_pickle(tmp_path / "net.pkl")
+    with pytest.raises(ValueError) as e:
+        official.import_run(path, tmp_path / "run", paper_config(32))
+    one_line(e, path, "config.G.latent_size is 8 in the pickle but 512 now")
+    assert not (tmp_path / "run" / "checkpoints").exists() or \
+        not list((tmp_path / "run" / "checkpoints").iterdir())
+
+
+def test_import_then_train_starts_from_the_imported_weights(tmp_path, capsys):
+    """With learning rates 0 (and G = Gs, so the EMA stands still), the first grid the
+    resumed run writes is the imported Gs's output for the grid latents."""
+    from PIL import Image
+    from tiny_digits import tiny_digits_config
+
+    from stylegan_jax import cli, parallel, training, training_loop
+    from stylegan_jax.data.prepare import prepare_dataset
+    from stylegan_jax.logs import image_grid, to_uint8
+
+    prepare_dataset("digits", tmp_path / "data")
+    config_file = tmp_path / "tiny.py"
+    config_file.write_text(
+        "from tiny_digits import tiny_digits_config\n\n\ndef get_config():\n"
+        f"    config = tiny_digits_config({str(tmp_path / 'data')!r}, total_kimg=0.160)\n"
+        "    config.sched.update(dict(G_lrate_base=0.0, D_lrate_base=0.0))\n"
+        "    return config\n")
+    config = tiny_digits_config(tmp_path / "data", total_kimg=0.160)
+    config.sched.update(dict(G_lrate_base=0.0, D_lrate_base=0.0))
+    path, (_, _, _, gs_vars, _, _) = digits_pickle(tmp_path / "net.pkl", same_g_and_gs=True)
+    cli.main(["import", "--pkl", str(path), "--workdir", str(tmp_path / "run"),
+              "--config", str(config_file)])
+    assert "at 0.128 kimg" in capsys.readouterr().out  # 16x16 -> 32x32: one phase of 128 imgs
+    training_loop.train(config, tmp_path / "run")
+
+    grids = sorted((tmp_path / "run" / "grids").glob("fakes*.png"))
+    assert grids[0].name == "fakes0000000160.png"  # resumed at 128 images, one 32-image tick
+    G, _ = training.build_models(config)
+    grid_fn = training.make_grid_fn(G, parallel.make_mesh())
+    z = jax.random.normal(jax.random.key(config.seed + 1), (config.grid_size**2, 8))
+    images = grid_fn(gs_vars["params"], gs_vars["stats"]["w_avg"], z, None,
+                     jax.random.key(config.seed + 2), 0.0, resolution=32)
+    expected = image_grid(to_uint8(jax.device_get(images)), config.grid_size)
+    np.testing.assert_array_equal(np.asarray(Image.open(grids[0])), expected)

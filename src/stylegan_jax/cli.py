@@ -335,6 +335,35 @@ def figure(argv: Sequence[str]) -> None:
     print("\n".join(f"Wrote {path}" for path in written))
 
 
+def import_(argv: Sequence[str]) -> None:
+    """Start a run from an official StyleGAN .pkl (G, D, Gs) to fine-tune it with train."""
+    prog = "stylegan-jax import"
+    fv = flags.FlagValues()
+    config = _config_flag(fv, prog, argv)
+    pkl = flags.DEFINE_string("pkl", None, "Official network pickle (karras2019stylegan-*.pkl).",
+                              flag_values=fv)
+    workdir = flags.DEFINE_string("workdir", None, "New run directory.", flag_values=fv)
+    resume_kimg = flags.DEFINE_float("resume_kimg", None, "Schedule position in kimg (default: "
+                                     "the start of the full-resolution stable phase).",
+                                     flag_values=fv)
+    _parse(fv, prog, argv)
+    if pkl.value is None or workdir.value is None:
+        raise SystemExit(f"{prog}: --pkl FILE.pkl and --workdir DIR are required")
+    from stylegan_jax import official
+
+    try:
+        nimg, run_config = official.import_run(pkl.value, workdir.value, config.value,
+                                               resume_kimg.value)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"{prog}: {e}") from None
+    config_arg = "--config FILE" if config.value is not None else \
+        "--config FILE (describing the same networks)"
+    print(f"Imported {pkl.value} into {workdir.value} at {nimg / 1000:g} kimg "
+          f"({run_config.resolution}x{run_config.resolution}). Fine-tune with\n"
+          f"  stylegan-jax train --workdir {workdir.value} {config_arg} "
+          "--config.dataset.name=... --config.dataset.data_dir=...")
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "summary": summary,
     "train": train,
@@ -344,6 +373,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "data-bench": data_bench,
     "generate": generate,
     "figure": figure,
+    "import": import_,
 }
 
 

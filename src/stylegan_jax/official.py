@@ -452,3 +452,61 @@ def load_pickle(path: str | os.PathLike) -> OfficialNetworks:
             variables.pop(key, None)
     d_vars.pop("lod")
     return OfficialNetworks(path, config, g_vars, d_vars, gs_vars, noise, lod)
+
+
+def full_resolution_kimg(config: ml_collections.ConfigDict) -> float:
+    """The first kimg of the full-resolution stable phase (lod 0) of ``config``'s schedule:
+    the official ``resume_kimg`` at which fine-tuning a finished network starts."""
+    sched = config.sched
+    phases = int(math.log2(config.resolution)) - int(math.log2(sched.lod_initial_resolution))
+    return max(phases, 0) * (sched.lod_training_kimg + sched.lod_transition_kimg)
+
+
+def import_run(pkl: str | os.PathLike, workdir: str | os.PathLike,
+               config: ml_collections.ConfigDict | None = None,
+               resume_kimg: float | None = None) -> tuple[int, ml_collections.ConfigDict]:
+    """Writes a run in ``workdir`` whose first checkpoint holds the pickle's G, D and Gs (as
+    G EMA, with Gs's ``dlatent_avg`` as ``w_avg``) and fresh Adam states, positioned at
+    ``resume_kimg`` (default: :func:`full_resolution_kimg`), so ``train`` continues from the
+    official weights. ``config`` (default: the pickle's) must describe the same networks.
+    Returns the checkpoint's image count and the run's config."""
+    from stylegan_jax import parallel, training
+    from stylegan_jax.checkpoint import Checkpointer, network_mismatches
+    from stylegan_jax.schedule import training_schedule
+
+    net = load_pickle(pkl)
+    if config is None:
+        config = net.config
+    else:
+        problems = network_mismatches(net.config.to_dict(), config)
+        if problems:
+            raise _fail(pkl, "the config describes other networks than the pickle: "
+                        + "; ".join(p.replace("in the checkpoint", "in the pickle")
+                                    for p in problems))
+    workdir = Path(workdir)
+    kimg = full_resolution_kimg(config) if resume_kimg is None else float(resume_kimg)
+    if kimg < 0:
+        raise ValueError(f"--resume_kimg must be >= 0, got {kimg:g}")
+    nimg = int(round(kimg * 1000))
+    mesh = parallel.make_mesh()
+    phase = training_schedule(nimg, config.sched, config.resolution, mesh.size)
+    optimizer = training.make_optimizer(config)
+    state = training.TrainState(
+        g_params=net.G["params"], d_params=net.D["params"], g_ema_params=net.Gs["params"],
+        w_avg=net.Gs["stats"]["w_avg"], g_opt=optimizer.init(net.G["params"]),
+        d_opt=optimizer.init(net.D["params"]),
+        counters={k: np.zeros((), np.int32) for k in training.COUNTERS})
+    state = jax.device_put(state, parallel.replicated_sharding(mesh))
+    ckpt = Checkpointer(workdir, keep=config.keep_checkpoints,
+                        snapshot_kimg=config.snapshot_kimg, async_save=False)
+    try:
+        if ckpt.latest_step() is not None:
+            raise ValueError(f"{workdir} already holds a run (checkpoint at "
+                             f"{ckpt.latest_step()} images); import into a new --workdir")
+        ckpt.save(nimg, state, {"step": 0, "nimg": nimg, "tick": 0,
+                                "phase_key": list(phase.key), "pipeline_position": nimg,
+                                "config": config.to_dict()})
+        ckpt.wait()
+    finally:
+        ckpt.close()
+    return nimg, config
