@@ -182,8 +182,10 @@ def official_generator(kwargs: dict, variables: dict, noise, *, name: str = "G",
     return network(name, "G_style", g, own, components, version=version)
 
 
-def official_discriminator(kwargs: dict, variables: dict, *, version: int = 3) -> Network:
-    """D_basic with variables taken from our Discriminator's ``{'params'}``."""
+def official_discriminator(kwargs: dict, variables: dict, *, version: int = 3,
+                           func: str = "D_basic", name: str = "D") -> Network:
+    """D_basic (or D_paper, whose fused variables have the same names) with variables taken
+    from our Discriminator's ``{'params'}``."""
     p = variables["params"]
     res_log2 = int(math.log2(kwargs["resolution"]))
     out = [("lod", np.float32(0.0))]
@@ -205,4 +207,4 @@ def official_discriminator(kwargs: dict, variables: dict, *, version: int = 3) -
         ours = p[f"4x4_Dense{i}"]
         out.extend([(f"4x4/Dense{i}/weight", _np(ours["kernel"])),
                     (f"4x4/Dense{i}/bias", _np(ours["bias"]["bias"]))])
-    return network("D", "D_basic", kwargs, out, version=version)
+    return network(name, func, kwargs, out, version=version)

@@ -448,3 +448,73 @@ def test_import_then_train_starts_from_the_imported_weights(tmp_path, capsys):
                      jax.random.key(config.seed + 2), 0.0, resolution=32)
     expected = image_grid(to_uint8(jax.device_get(images)), config.grid_size)
     np.testing.assert_array_equal(np.asarray(Image.open(grids[0])), expected)
+
+
+# ---- linear separability with the official attribute classifiers ------------------------------
+
+def write_classifiers(directory, resolution=16):
+    """A D_basic classifier and a D_paper one (no blur, fused resampling everywhere), as the
+    official single-network pickles; returns our modules and variables for reference."""
+    directory.mkdir(parents=True, exist_ok=True)
+    made = []
+    for i, (func, ours) in enumerate([("D_basic", dict()),
+                                      ("D_paper", dict(use_blur=False, fused_scale=True))]):
+        kwargs = dict(resolution=resolution, num_channels=3, label_size=0, fmap_base=64,
+                      fmap_max=8)
+        D = Discriminator(**kwargs, **ours)
+        shapes = jax.eval_shape(D.init, jax.random.key(0),
+                                jnp.zeros((1, resolution, resolution, 3)))
+        variables = random_like(shapes, 40 + i)
+        net = official_discriminator(kwargs, variables, version=2, func=func, name="D")
+        (directory / f"celebahq-classifier-0{i}-attr.pkl").write_bytes(
+            dumps(net, protocol=2, numpy_style="old"))
+        made.append((D, variables))
+    return made
+
+
+def test_official_classifiers_give_the_softmax_of_plus_minus_logit(tmp_path):
+    made = write_classifiers(tmp_path / "cls")
+    classify = official.attribute_classifier(tmp_path / "cls")
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 64, 64, 3)).astype(np.float32)
+    got = np.asarray(classify(images))
+    small = images.reshape(8, 16, 4, 16, 4, 3).mean(axis=(2, 4))  # the official box filter
+    for a, (D, variables) in enumerate(made):
+        logit = np.asarray(jax.jit(D.apply)(variables, small), np.float64)
+        expected = np.exp(logit) / (np.exp(logit) + np.exp(-logit))  # softmax([l, -l])[0]
+        np.testing.assert_allclose(got[:, a], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_ls_metric_with_a_classifier_directory_runs_end_to_end(tmp_path, tiny_parts, capsys):
+    from stylegan_jax import cli
+
+    write_classifiers(tmp_path / "cls")
+    path = write_pickle(tmp_path / "net.pkl", *tiny_parts)
+    cli.main(["metrics", "--network", str(path), "--metrics", "ls", "--ls_classifiers",
+              str(tmp_path / "cls"), "--num_samples", "64", "--batch_size", "16"])
+    out = capsys.readouterr().out
+    values = dict(line.split(": ") for line in out.strip().splitlines())
+    assert set(values) == {"ls_z", "ls_w"}
+    assert all(1.0 <= float(v) <= 4.0 + 1e-6 for v in values.values())  # exp(2 ln 2) at most
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda net: _set(net.state["static_kwargs"], label_size=2), ["label_size=2"]),
+    (lambda net: _set(net.state["static_kwargs"], fused_scale=False), ["fused_scale=False"]),
+    (lambda net: _set(net.state, build_func_name="G_style"), ["G_style"]),
+])
+def test_classifier_refusals(tmp_path, change, words):
+    from official_pickles import official_discriminator as export
+
+    kwargs = dict(resolution=8, num_channels=3, label_size=0, fmap_base=64, fmap_max=8)
+    D = Discriminator(**kwargs, use_blur=False, fused_scale=True)
+    variables = random_like(jax.eval_shape(D.init, jax.random.key(0), jnp.zeros((1, 8, 8, 3))),
+                            0)
+    net = export(kwargs, variables, func="D_paper")
+    change(net)
+    path = tmp_path / "celebahq-classifier-00-x.pkl"
+    path.write_bytes(dumps(net))
+    with pytest.raises(ValueError) as e:
+        official.attribute_classifier(tmp_path)
+    one_line(e, path, *words)
+    with pytest.raises(FileNotFoundError, match="no celebahq-classifier"):
+        official.attribute_classifier(tmp_path / "..")

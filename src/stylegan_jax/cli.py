@@ -189,6 +189,9 @@ def metrics(argv: Sequence[str]) -> None:
                                     "(default ~/.cache/stylegan-jax/fid).", flag_values=fv)
     num_samples = flags.DEFINE_integer("num_samples", None, "Override every metric's sample "
                                        "count (quick checks).", flag_values=fv)
+    ls_classifiers = flags.DEFINE_string("ls_classifiers", None, "ls: a directory of the "
+                                         "official celebahq-classifier-*.pkl attribute "
+                                         "classifiers.", flag_values=fv)
     _parse(fv, prog, argv)
     source = _network_path(network, workdir)
     if source is None:
@@ -201,6 +204,10 @@ def metrics(argv: Sequence[str]) -> None:
         extra = {"cache_dir": cache_dir.value} if cache_dir.value else {}
         if dataset.value:
             extra["dataset_name"] = dataset.value
+        if ls_classifiers.value and "ls" in names.value:
+            from stylegan_jax import official
+
+            extra["classifier"] = official.attribute_classifier(ls_classifiers.value)
         results = run_lib.run_metrics(
             source, checkpoint.value, names.value, inception_weights=inception.value,
             inception_mode=mode.value, lpips_weights=lpips.value, data_dir=data_dir.value,

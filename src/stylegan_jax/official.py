@@ -34,6 +34,7 @@ import numpy as np
 
 from stylegan_jax import safe_pickle
 from stylegan_jax.config import build_networks, paper_config
+from stylegan_jax.layers import downscale2d
 from stylegan_jax.networks import num_style_layers
 
 
@@ -205,7 +206,7 @@ def _kwargs(net: Network, defaults: dict, path: Path, role: str) -> dict:
         "dtype": lambda v: v in ("float32", "float16"),
         "fused_scale": lambda v: v in ("auto", True, False),
         "blur_filter": lambda v: v is None or list(v) in ([], [1, 2, 1]),
-        "structure": lambda v: v in ("auto", "linear", "recursive"),
+        "structure": lambda v: v in ("auto", "linear", "recursive", None),
         "use_noise": lambda v: v in (True, False, 0, 1),
     }
     for key, ok in checks.items():
@@ -510,3 +511,87 @@ def import_run(pkl: str | os.PathLike, workdir: str | os.PathLike,
     finally:
         ckpt.close()
     return nimg, config
+
+
+# ---- attribute classifiers (official metrics/linear_separability.py) -------------------------
+
+# networks_progan.D_paper (training/networks_progan.py): D_basic's layers without blur, fused
+# resampling at every resolution and one output; its defaults.
+D_PAPER_DEFAULTS = dict(num_channels=1, resolution=32, label_size=0, fmap_base=8192,
+                        fmap_decay=1.0, fmap_max=512, use_wscale=True, mbstd_group_size=4,
+                        dtype="float32", fused_scale=True, structure=None)
+CLASSIFIER_GLOB = "celebahq-classifier-*.pkl"
+
+
+def load_classifier(path: str | os.PathLike) -> tuple[Any, dict]:
+    """One official attribute classifier pickle (a single ``D_basic`` or ``D_paper`` network
+    with one output logit) as our ``Discriminator`` module and its variables."""
+    from stylegan_jax.networks import Discriminator
+
+    path = Path(path)
+    net = read_pickle(path)
+    if not isinstance(net, Network):
+        raise _fail(path, f"holds a {type(net).__name__}{_length(net)}, not the single network "
+                          "of an attribute classifier")
+    if net.build_func_name == "D_paper":
+        kwargs = _kwargs(net, D_PAPER_DEFAULTS, path, "classifier")
+        if kwargs["fused_scale"] is not True:  # unfused D_paper names its layers Conv1
+            raise _fail(path, f"classifier (D_paper) has fused_scale={kwargs['fused_scale']!r}; "
+                              "only fused_scale=True is supported")
+        use_blur, fused, mbstd_features = False, True, 1
+    else:
+        _check_func(net, "D_basic", path, "classifier")
+        kwargs = _kwargs(net, D_BASIC_DEFAULTS, path, "classifier")
+        use_blur, fused = bool(kwargs["blur_filter"]), kwargs["fused_scale"]
+        mbstd_features = int(kwargs["mbstd_num_features"])
+    if kwargs["label_size"]:
+        raise _fail(path, f"classifier has label_size={kwargs['label_size']}; attribute "
+                          "classifiers have one output")
+    try:
+        D = Discriminator(
+            resolution=int(kwargs["resolution"]), num_channels=int(kwargs["num_channels"]),
+            fmap_base=int(kwargs["fmap_base"]), fmap_decay=float(kwargs["fmap_decay"]),
+            fmap_max=int(kwargs["fmap_max"]), mbstd_group_size=int(kwargs["mbstd_group_size"]),
+            mbstd_num_features=mbstd_features, fused_scale=fused, use_blur=use_blur)
+        images = jnp.zeros((1, D.resolution, D.resolution, D.num_channels))
+        abstract = jax.eval_shape(D.init, jax.random.key(0), images)
+    except (TypeError, ValueError) as e:
+        raise _fail(path, f"build kwargs our networks cannot build ({e})") from None
+    slots = _param_slots(abstract["params"], int(math.log2(D.resolution)))
+    slots["lod"] = _Slot(("lod",), ())
+    variables = _convert(net, slots, path, "classifier")
+    if float(variables.pop("lod")) != 0:
+        raise _fail(path, "classifier was saved while growing (lod != 0)")
+    return D, variables
+
+
+def attribute_classifier(directory: str | os.PathLike) -> Callable[[jax.Array], jax.Array]:
+    """Every ``celebahq-classifier-*.pkl`` in ``directory`` (sorted by name) as one
+    linear-separability classifier: images ``[N, r, r, C]`` in [-1, 1] are box-downsampled
+    to the classifiers' resolution (official: to 256x256) and each attribute's probability is
+    ``softmax([logit, -logit])[0]``; returns ``[N, num_attributes]``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: no such classifier directory")
+    paths = sorted(directory.glob(CLASSIFIER_GLOB))
+    if not paths:
+        raise FileNotFoundError(f"{directory}: no {CLASSIFIER_GLOB} files")
+    nets = [load_classifier(p) for p in paths]
+    modules = {(D.resolution, D.num_channels) for D, _ in nets}
+    if len(modules) != 1:
+        raise ValueError(f"{directory}: the classifiers disagree on resolution/channels "
+                         f"{sorted(modules)}")
+    (resolution, channels), = modules
+
+    @jax.jit
+    def classify(params: list, images: jax.Array) -> jax.Array:
+        if images.shape[1] % resolution or images.shape[3] != channels:
+            raise ValueError(f"{directory}: classifiers take {resolution}x{resolution}x"
+                             f"{channels} images, got {images.shape[1:]}")
+        x = downscale2d(images.astype(jnp.float32), images.shape[1] // resolution)
+        logits = [D.apply(v, x) for (D, _), v in zip(nets, params, strict=True)]
+        return jax.nn.softmax(jnp.stack([jnp.stack(logits, 1), -jnp.stack(logits, 1)]),
+                              axis=0)[0]
+
+    params = [v for _, v in nets]
+    return lambda images: classify(params, images)
