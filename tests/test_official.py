@@ -518,3 +518,25 @@ def test_classifier_refusals(tmp_path, change, words):
     one_line(e, path, *words)
     with pytest.raises(FileNotFoundError, match="no celebahq-classifier"):
         official.attribute_classifier(tmp_path / "..")
+
+
+def test_notebook_runs_on_an_official_pickle(tmp_path, tiny_parts, monkeypatch):
+    """examples/demo.ipynb top to bottom with an official pickle as its network, including
+    the cell that samples STYLEGAN_JAX_OFFICIAL_PKL with the stored noise."""
+    import json
+    from pathlib import Path
+
+    path = write_pickle(tmp_path / "net.pkl", *tiny_parts)
+    notebook = json.loads((Path(__file__).parents[1] / "examples" / "demo.ipynb").read_text())
+    code = "\n\n".join("".join(cell["source"]) for cell in notebook["cells"]
+                       if cell["cell_type"] == "code")
+    monkeypatch.setenv("STYLEGAN_JAX_DEMO_WORKDIR", str(path))
+    monkeypatch.setenv("STYLEGAN_JAX_OFFICIAL_PKL", str(path))
+    shown = []
+    namespace = {"display": shown.append}
+    exec(compile(code, "demo.ipynb", "exec"), namespace)
+    model = namespace["official"]
+    expected = model.generate(model.z(range(4)), psi=0.7, noise="stored")
+    assert np.asarray(shown[0]).shape == (32 * 3, 32 * 4 * 3, 3)  # one row of 4, enlarged
+    assert np.array_equal(np.asarray(shown[0]),
+                          np.asarray(namespace["show"](expected, scale=3)))
