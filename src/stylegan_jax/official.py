@@ -293,14 +293,6 @@ _SUFFIXES = {
 }
 
 
-def _nchw(a: np.ndarray) -> np.ndarray:
-    return np.transpose(a, (0, 2, 3, 1))
-
-
-def _nhwc(a: np.ndarray) -> np.ndarray:
-    return np.transpose(a, (0, 3, 1, 2))
-
-
 def _official_layer(block: str, full_log2: int) -> str:
     """Our layer module name -> the official variable scope: ``8x8_Conv0_up`` ->
     ``8x8/Conv0_up``, ``ToRGB_16x16`` -> ``ToRGB_lod{log2(R) - 4}``, ``Dense3`` unchanged."""
@@ -329,27 +321,35 @@ def official_name(path: tuple[str, ...], full_log2: int) -> str:
     return f"{prefix}{_official_layer(path[0], full_log2)}/{suffix}"
 
 
+NCHW_TO_NHWC = (0, 2, 3, 1)  # the learned constant and the noise inputs
+
+
 @dataclasses.dataclass(frozen=True)
 class _Slot:
-    """Where one official variable goes: our path, our shape and the layout conversion."""
+    """Where one official variable goes: our path and shape, and the axis permutation that
+    turns the official array into ours (``None``: same layout)."""
 
     path: tuple[str, ...]
     shape: tuple[int, ...]
-    to_ours: Callable[[np.ndarray], np.ndarray] = np.asarray
-    to_official: Callable[[np.ndarray], np.ndarray] = np.asarray
+    to_ours: tuple[int, ...] | None = None
 
     @property
     def official_shape(self) -> tuple[int, ...]:
-        return tuple(self.to_official(np.zeros(self.shape, np.float32)).shape)
+        if self.to_ours is None:
+            return self.shape
+        return tuple(self.shape[self.to_ours.index(i)] for i in range(len(self.shape)))
+
+    def convert(self, value: np.ndarray) -> np.ndarray:
+        value = value if self.to_ours is None else np.transpose(value, self.to_ours)
+        return np.array(value, np.float32, order="C")
 
 
 def _param_slots(abstract_params: dict, full_log2: int) -> dict[str, _Slot]:
     slots = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(abstract_params)[0]:
         keys = tuple(k.key for k in path)
-        layout = (_nchw, _nhwc) if keys[-1] == "const" else (np.asarray, np.asarray)
-        slots[official_name(keys, full_log2)] = _Slot(("params", *keys), tuple(leaf.shape),
-                                                      *layout)
+        slots[official_name(keys, full_log2)] = _Slot(
+            ("params", *keys), tuple(leaf.shape), NCHW_TO_NHWC if keys[-1] == "const" else None)
     return slots
 
 
@@ -369,7 +369,7 @@ def generator_slots(config: ml_collections.ConfigDict) -> dict[str, _Slot]:
         for i in range(G.num_layers):
             size = 2 ** (i // 2 + 2)
             slots[f"G_synthesis/noise{i}"] = _Slot(("noise", str(i)), (1, size, size, 1),
-                                                   _nchw, _nhwc)
+                                                   NCHW_TO_NHWC)
     return slots
 
 
@@ -401,7 +401,7 @@ def _convert(net: Network, slots: dict[str, _Slot], path: Path, role: str) -> di
         node = out
         for key in slot.path[:-1]:
             node = node.setdefault(key, {})
-        node[slot.path[-1]] = np.array(slot.to_ours(value), np.float32, order="C")
+        node[slot.path[-1]] = slot.convert(value)
     return out
 
 
