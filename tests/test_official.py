@@ -93,6 +93,8 @@ def test_loading_gives_back_exactly_the_weights(tmp_path, resolution, label_size
     if numpy_style == "old":
         assert b"numpy.core.multiarray" in path.read_bytes()
         assert b"numpy._core" not in path.read_bytes()
+    if protocol == 5:  # numpy 2 writes protocol-5 arrays through numeric._frombuffer
+        assert b"numpy._core.numeric" in path.read_bytes() and b"_frombuffer" in path.read_bytes()
 
     net = official.load_pickle(path)
     assert_tree_equal(net.G, g_vars)
@@ -298,6 +300,14 @@ def test_sampling_a_pickle_with_stored_noise_equals_our_generator(conditional_pk
     assert not np.allclose(got, model.generate(z, noise=0, psi=psi, class_index=1), atol=1e-3)
 
 
+def test_sampling_refuses_a_network_saved_while_growing(tmp_path, tiny_parts):
+    path = write_pickle(tmp_path / "growing.pkl", *tiny_parts, lod=1.5)
+    assert official.load_pickle(path).lod == 1.5
+    with pytest.raises(ValueError) as e:
+        sg.load(path)
+    one_line(e, path, "lod 1.5")
+
+
 def test_generate_command_writes_the_stored_noise_images(conditional_pkl, tmp_path, capsys):
     from PIL import Image
 
@@ -448,6 +458,11 @@ def test_import_then_train_starts_from_the_imported_weights(tmp_path, capsys):
                      jax.random.key(config.seed + 2), 0.0, resolution=32)
     expected = image_grid(to_uint8(jax.device_get(images)), config.grid_size)
     np.testing.assert_array_equal(np.asarray(Image.open(grids[0])), expected)
+
+    # ... and the run resumes like any other.
+    config.total_kimg = 0.192
+    training_loop.train(config, tmp_path / "run")
+    assert (tmp_path / "run" / "grids" / "fakes0000000192.png").is_file()
 
 
 # ---- linear separability with the official attribute classifiers ------------------------------
