@@ -247,7 +247,10 @@ def _drop_var(net, name):
      ["resolution"]),
     (lambda G, D, Gs: D, ["one network", "D_basic"]),
     (lambda G, D, Gs: (G, D), ["tuple"]),
-    (lambda G, D, Gs: (_set(G.state, version=4), (G, D, Gs))[1], ["version 4"]),
+    (lambda G, D, Gs: (_set(G.state, version=4), (G, D, Gs))[1], ["network G has state version 4"]),
+    (lambda G, D, Gs: (_set(D.state, components=[1]), (G, D, Gs))[1], ["components"]),
+    (lambda G, D, Gs: (_set(D.state, variables=[("lod", 0.0, 1)]), (G, D, Gs))[1],
+     ["bad variables"]),
 ])
 def test_refusals_are_one_line_naming_file_and_problem(tmp_path, tiny_parts, change, words):
     e, path = refusal(tmp_path, tiny_parts, change)

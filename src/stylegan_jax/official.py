@@ -145,9 +145,9 @@ def _convert_tree(obj: Any, path: Path) -> Any:
 
 def _network(state: Any, path: Path, where: str = "") -> Network:
     """Validates one ``Network.__getstate__`` dict (versions 2 and 3) into a :class:`Network`."""
-    what = f"network {where}" if where else "a network"
     if not isinstance(state, dict):
-        raise _fail(path, f"{what} has no state dict (got {type(state).__name__})")
+        raise _fail(path, f"a network has no state dict (got {type(state).__name__})")
+    what = "network " + "/".join(str(p) for p in (where, state.get("name", "?")) if p)
     if state.get("version") not in (2, 3):
         raise _fail(path, f"{what} has state version {state.get('version')!r}; "
                           "StyleGAN pickles have 2 or 3")
@@ -163,7 +163,9 @@ def _network(state: Any, path: Path, where: str = "") -> Network:
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise _fail(path, f"network {where}: static_kwargs is not a dict of names")
     components = {}
-    for key, comp in (state.get("components") or {}).items():
+    if not isinstance(state.get("components", {}), dict):
+        raise _fail(path, f"network {where}: components is not a dict")
+    for key, comp in state.get("components", {}).items():
         if not isinstance(comp, NetworkState):
             raise _fail(path, f"network {where}: component {key!r} is not a Network")
         components[key] = _network(comp.state, path, where)
