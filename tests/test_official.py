@@ -497,7 +497,10 @@ def test_official_classifiers_give_the_softmax_of_plus_minus_logit(tmp_path):
     got = np.asarray(classify(images))
     small = images.reshape(8, 16, 4, 16, 4, 3).mean(axis=(2, 4))  # the official box filter
     for a, (D, variables) in enumerate(made):
-        logit = np.asarray(jax.jit(D.apply)(variables, small), np.float64)
+        # The official metric runs the classifier on each GPU's minibatch of 4 images, so the
+        # minibatch-stddev groups are images 0-3 and 4-7.
+        logit = np.concatenate([np.asarray(jax.jit(D.apply)(variables, small[i:i + 4]),
+                                           np.float64) for i in (0, 4)])
         expected = np.exp(logit) / (np.exp(logit) + np.exp(-logit))  # softmax([l, -l])[0]
         np.testing.assert_allclose(got[:, a], expected, rtol=1e-5, atol=1e-6)
 

@@ -523,6 +523,9 @@ D_PAPER_DEFAULTS = dict(num_channels=1, resolution=32, label_size=0, fmap_base=8
                         fmap_decay=1.0, fmap_max=512, use_wscale=True, mbstd_group_size=4,
                         dtype="float32", fused_scale=True, structure=None)
 CLASSIFIER_GLOB = "celebahq-classifier-*.pkl"
+# The official ls metric runs the classifiers on minibatches of 4 images per GPU
+# (metric_base.py: ls ... minibatch_per_gpu=4), so their minibatch-stddev groups are those 4.
+LS_MINIBATCH_PER_GPU = 4
 
 
 def load_classifier(path: str | os.PathLike) -> tuple[Any, dict]:
@@ -571,7 +574,9 @@ def attribute_classifier(directory: str | os.PathLike) -> Callable[[jax.Array], 
     """Every ``celebahq-classifier-*.pkl`` in ``directory`` (sorted by name) as one
     linear-separability classifier: images ``[N, r, r, C]`` in [-1, 1] are box-downsampled
     to the classifiers' resolution (official: to 256x256) and each attribute's probability is
-    ``softmax([logit, -logit])[0]``; returns ``[N, num_attributes]``."""
+    ``softmax([logit, -logit])[0]``; returns ``[N, num_attributes]``. Minibatch-stddev groups
+    are consecutive runs of :data:`LS_MINIBATCH_PER_GPU` images, as in the official metric
+    (``N`` must be a multiple of it)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: no such classifier directory")
@@ -590,8 +595,13 @@ def attribute_classifier(directory: str | os.PathLike) -> Callable[[jax.Array], 
         if images.shape[1] % resolution or images.shape[3] != channels:
             raise ValueError(f"{directory}: classifiers take {resolution}x{resolution}x"
                              f"{channels} images, got {images.shape[1:]}")
+        if images.shape[0] % LS_MINIBATCH_PER_GPU:
+            raise ValueError(f"the ls batch size must be a multiple of {LS_MINIBATCH_PER_GPU} "
+                             f"for the official classifiers, got {images.shape[0]}")
         x = downscale2d(images.astype(jnp.float32), images.shape[1] // resolution)
-        logits = [D.apply(v, x) for (D, _), v in zip(nets, params, strict=True)]
+        shards = images.shape[0] // LS_MINIBATCH_PER_GPU
+        logits = [D.clone(mbstd_num_shards=shards).apply(v, x)
+                  for (D, _), v in zip(nets, params, strict=True)]
         return jax.nn.softmax(jnp.stack([jnp.stack(logits, 1), -jnp.stack(logits, 1)]),
                               axis=0)[0]
 
