@@ -427,6 +427,36 @@ def test_import_refuses_a_config_of_other_networks(tmp_path):
         not list((tmp_path / "run" / "checkpoints").iterdir())
 
 
+def test_import_command_errors_are_one_line(tmp_path):
+    from pathlib import Path
+
+    from stylegan_jax import cli
+
+    path, _ = digits_pickle(tmp_path / "net.pkl")
+    other = Path(__file__).parents[1] / "experiments" / "ffhq_256.py"
+    for argv, words in [
+        (["--pkl", str(path), "--workdir", str(tmp_path / "run"), "--config", str(other)],
+         [str(path), "config.resolution is 32 in the pickle but 256 now"]),
+        (["--pkl", str(tmp_path / "missing.pkl"), "--workdir", str(tmp_path / "run")],
+         ["missing.pkl", "no such network pickle"]),
+        (["--pkl", str(path)], ["--workdir DIR are required"]),
+    ]:
+        with pytest.raises(SystemExit) as e:
+            cli.main(["import", *argv])
+        message = str(e.value)
+        assert message.startswith("stylegan-jax import: ") and "\n" not in message, message
+        assert all(w in message for w in words), message
+    assert not (tmp_path / "run").exists()
+
+
+def test_network_and_workdir_flags_are_exclusive(tmp_path):
+    from stylegan_jax import cli
+
+    with pytest.raises(SystemExit, match="generate: give --network or --workdir, not both"):
+        cli.main(["generate", "--network", "a.pkl", "--workdir", "b", "--seeds", "0",
+                  "--outdir", str(tmp_path)])
+
+
 def test_import_then_train_starts_from_the_imported_weights(tmp_path, capsys):
     """With learning rates 0 (and G = Gs, so the EMA stands still), the first grid the
     resumed run writes is the imported Gs's output for the grid latents."""

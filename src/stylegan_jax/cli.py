@@ -193,7 +193,7 @@ def metrics(argv: Sequence[str]) -> None:
                                          "official celebahq-classifier-*.pkl attribute "
                                          "classifiers.", flag_values=fv)
     _parse(fv, prog, argv)
-    source = _network_path(network, workdir)
+    source = _network_path(prog, network, workdir)
     if source is None:
         raise SystemExit(f"{prog}: --network (or --workdir) is required")
     from stylegan_jax.metrics import run as run_lib
@@ -225,10 +225,11 @@ def _network_flag(fv: flags.FlagValues) -> flags.FlagHolder:
                                "(karras2019stylegan-*.pkl; its Gs is used).", flag_values=fv)
 
 
-def _network_path(network: flags.FlagHolder, workdir: flags.FlagHolder) -> str | None:
+def _network_path(prog: str, network: flags.FlagHolder, workdir: flags.FlagHolder
+                  ) -> str | None:
     """``--network`` or, as before it existed, ``--workdir`` (not both)."""
     if network.value is not None and workdir.value is not None:
-        raise SystemExit("give --network or --workdir, not both")
+        raise SystemExit(f"{prog}: give --network or --workdir, not both")
     return network.value if network.value is not None else workdir.value
 
 
@@ -264,7 +265,7 @@ def generate(argv: Sequence[str]) -> None:
     batch_size = flags.DEFINE_integer("batch_size", 32, "Images per device batch.",
                                       flag_values=fv)
     _parse(fv, prog, argv)
-    network = _network_path(common["network"], common["workdir"])
+    network = _network_path(prog, common["network"], common["workdir"])
     if None in (network, common["outdir"].value, seeds.value):
         raise SystemExit(f"{prog}: --network (or --workdir), --seeds and --outdir are required")
     from pathlib import Path
@@ -314,7 +315,7 @@ def figure(argv: Sequence[str]) -> None:
     samples = flags.DEFINE_integer("samples", 32, "noise: realisations for the std map.",
                                    flag_values=fv)
     _parse(fv, prog, argv)
-    network = _network_path(common["network"], common["workdir"])
+    network = _network_path(prog, common["network"], common["workdir"])
     if None in (network, common["outdir"].value, kind.value):
         raise SystemExit(f"{prog}: --network (or --workdir), --kind and --outdir are required")
     from stylegan_jax import figures
