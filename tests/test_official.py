@@ -591,3 +591,28 @@ def test_notebook_runs_on_an_official_pickle(tmp_path, tiny_parts, monkeypatch):
     assert np.asarray(shown[0]).shape == (32 * 3, 32 * 4 * 3, 3)  # one row of 4, enlarged
     assert np.array_equal(np.asarray(shown[0]),
                           np.asarray(namespace["show"](expected, scale=3)))
+
+
+def test_python2_style_arrays_load_as_the_official_latin1_reader_does(tmp_path):
+    """A protocol-2 array written the Python 2 way (raw bytes as a py2 ``str``, opcode
+    SHORT_BINSTRING), which only a latin1 reader decodes, as official ``misc.load_pkl``."""
+    import struct
+
+    data = np.array([1.5, -2.0, 3.25], np.float32)  # 1.5 has the non-ASCII byte 0xc0
+    raw = data.tobytes()
+
+    def binstring(b):
+        return b"U" + bytes([len(b)]) + b
+
+    ops = (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85"
+           + binstring(b"b") + b"\x87R"
+           + b"(K\x01K\x03\x85cnumpy\ndtype\n" + binstring(b"f4") + b"K\x00K\x01\x87R"
+           + b"(K\x03" + binstring(b"<") + b"NNNJ" + struct.pack("<i", -1) + b"J"
+           + struct.pack("<i", -1) + b"K\x00tb\x89" + binstring(raw) + b"tb.")
+    assert any(op.name == "SHORT_BINSTRING" for op, _, _ in pickletools.genops(ops))
+    path = tmp_path / "py2.pkl"
+    path.write_bytes(ops)
+    np.testing.assert_array_equal(official.read_pickle(path), data)
+    with pytest.raises(UnsafePickleError):  # the default ASCII reader cannot
+        from stylegan_jax import safe_pickle
+        safe_pickle.loads(ops, source=path)

@@ -130,8 +130,9 @@ def read_pickle(path: str | os.PathLike) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such network pickle")
     with open(path, "rb") as f:
+        # latin1, as the official misc.load_pkl: Python 2 numpy arrays hold their bytes in str.
         obj = safe_pickle.load(f, ALLOWED_GLOBALS, source=path,
-                               what="StyleGAN network pickle")
+                               what="StyleGAN network pickle", encoding="latin1")
     return _convert_tree(obj, path)
 
 
