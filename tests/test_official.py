@@ -444,7 +444,8 @@ def test_import_command_errors_are_one_line(tmp_path):
         with pytest.raises(SystemExit) as e:
             cli.main(["import", *argv])
         message = str(e.value)
-        assert message.startswith("stylegan-jax import: ") and "\n" not in message, message
+        assert message.startswith("stylegan-jax import: error: ") and "\n" not in message, \
+            message
         assert all(w in message for w in words), message
     assert not (tmp_path / "run").exists()
 
@@ -452,7 +453,8 @@ def test_import_command_errors_are_one_line(tmp_path):
 def test_network_and_workdir_flags_are_exclusive(tmp_path):
     from stylegan_jax import cli
 
-    with pytest.raises(SystemExit, match="generate: give --network or --workdir, not both"):
+    with pytest.raises(SystemExit,
+                       match="generate: error: give --network or --workdir, not both"):
         cli.main(["generate", "--network", "a.pkl", "--workdir", "b", "--seeds", "0",
                   "--outdir", str(tmp_path)])
 
