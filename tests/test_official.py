@@ -460,8 +460,9 @@ def test_network_and_workdir_flags_are_exclusive(tmp_path):
 
 
 def test_import_then_train_starts_from_the_imported_weights(tmp_path, capsys):
-    """With learning rates 0 (and G = Gs, so the EMA stands still), the first grid the
-    resumed run writes is the imported Gs's output for the grid latents."""
+    """With learning rates of 1e-30 (positive, as configs must have, but far below the float32
+    resolution of the weights, so no weight moves) and G = Gs (so the EMA stands still), the
+    first grid the resumed run writes is the imported Gs's output for the grid latents."""
     from PIL import Image
     from tiny_digits import tiny_digits_config
 
@@ -474,10 +475,10 @@ def test_import_then_train_starts_from_the_imported_weights(tmp_path, capsys):
     config_file.write_text(
         "from tiny_digits import tiny_digits_config\n\n\ndef get_config():\n"
         f"    config = tiny_digits_config({str(tmp_path / 'data')!r}, total_kimg=0.160)\n"
-        "    config.sched.update(dict(G_lrate_base=0.0, D_lrate_base=0.0))\n"
+        "    config.sched.update(dict(G_lrate_base=1e-30, D_lrate_base=1e-30))\n"
         "    return config\n")
     config = tiny_digits_config(tmp_path / "data", total_kimg=0.160)
-    config.sched.update(dict(G_lrate_base=0.0, D_lrate_base=0.0))
+    config.sched.update(dict(G_lrate_base=1e-30, D_lrate_base=1e-30))
     path, (_, _, _, gs_vars, _, _) = digits_pickle(tmp_path / "net.pkl", same_g_and_gs=True)
     cli.main(["import", "--pkl", str(path), "--workdir", str(tmp_path / "run"),
               "--config", str(config_file)])
