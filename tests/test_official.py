@@ -394,24 +394,29 @@ def digits_pickle(path, same_g_and_gs=False):
 
 def test_import_writes_a_checkpoint_of_g_d_and_gs_with_fresh_adam(tmp_path):
     from stylegan_jax import parallel, training
-    from stylegan_jax.checkpoint import Checkpointer
+    from stylegan_jax.checkpoint import Checkpointer, LoopPosition
+    from stylegan_jax.training_loop import checkpoint_items, state_from_items
 
     path, (_, _, g_vars, gs_vars, d_vars, _) = digits_pickle(tmp_path / "net.pkl")
     nimg, config = official.import_run(path, tmp_path / "run", resume_kimg=0.5)
     assert nimg == 500 and config.resolution == 32
     G, D = training.build_models(config)
     optimizer = training.make_optimizer(config)
+    abstract = training.abstract_train_state(config, G, D, optimizer, parallel.make_mesh())
     ckpt = Checkpointer(tmp_path / "run", read_only=True, async_save=False)
-    state, meta = ckpt.restore(training.abstract_train_state(config, G, D, optimizer,
-                                                             parallel.make_mesh()))
+    restored, meta = ckpt.restore(500, checkpoint_items(abstract))
     ckpt.close()
-    assert (meta["nimg"], meta["step"], meta["tick"]) == (500, 0, 0)
+    state, position = state_from_items(restored), LoopPosition.from_meta(meta)
+    assert (position.nimg, position.step, position.tick, position.resolution) == (500, 0, 0, 32)
     assert_tree_equal(jax.device_get(state.g_params), g_vars["params"])
     assert_tree_equal(jax.device_get(state.g_ema_params), gs_vars["params"])
     assert_tree_equal(jax.device_get(state.d_params), d_vars["params"])
     np.testing.assert_array_equal(state.w_avg, gs_vars["stats"]["w_avg"])
     fresh = optimizer.init(g_vars["params"])
     assert_tree_equal(jax.device_get(state.g_opt), jax.device_get(fresh))
+    # Sampling the imported run reads Gs, as sampling the pickle does.
+    assert_tree_equal(jax.device_get(sg.load(tmp_path / "run").variables),
+                      jax.device_get(sg.load(path).variables))
     with pytest.raises(ValueError, match="already holds a run"):
         official.import_run(path, tmp_path / "run")
 

@@ -475,8 +475,14 @@ def import_run(pkl: str | os.PathLike, workdir: str | os.PathLike,
     official weights. ``config`` (default: the pickle's) must describe the same networks.
     Returns the checkpoint's image count and the run's config."""
     from stylegan_jax import parallel, training
-    from stylegan_jax.checkpoint import Checkpointer, network_mismatches
+    from stylegan_jax.checkpoint import (
+        Checkpointer,
+        LoopPosition,
+        WorkdirLock,
+        network_mismatches,
+    )
     from stylegan_jax.schedule import training_schedule
+    from stylegan_jax.training_loop import checkpoint_items
 
     net = load_pickle(pkl)
     if config is None:
@@ -501,18 +507,20 @@ def import_run(pkl: str | os.PathLike, workdir: str | os.PathLike,
         d_opt=optimizer.init(net.D["params"]),
         counters={k: np.zeros((), np.int32) for k in training.COUNTERS})
     state = jax.device_put(state, parallel.replicated_sharding(mesh))
-    ckpt = Checkpointer(workdir, keep=config.keep_checkpoints,
-                        snapshot_kimg=config.snapshot_kimg, async_save=False)
-    try:
-        if ckpt.latest_step() is not None:
-            raise ValueError(f"{workdir} already holds a run (checkpoint at "
-                             f"{ckpt.latest_step()} images); import into a new --workdir")
-        ckpt.save(nimg, state, {"step": 0, "nimg": nimg, "tick": 0,
-                                "phase_key": list(phase.key), "pipeline_position": nimg,
-                                "config": config.to_dict()})
-        ckpt.wait()
-    finally:
-        ckpt.close()
+    position = LoopPosition(step=0, nimg=nimg, tick=0, phase_key=phase.key,
+                            resolution=phase.resolution, fade=phase.fade)
+    with WorkdirLock(workdir):
+        ckpt = Checkpointer(workdir, keep=config.keep_checkpoints,
+                            snapshot_kimg=config.snapshot_kimg, async_save=False)
+        try:
+            if ckpt.latest_step() is not None:
+                raise ValueError(f"{workdir} already holds a run (checkpoint at "
+                                 f"{ckpt.latest_step()} images); import into a new --workdir")
+            ckpt.save(nimg, checkpoint_items(state),
+                      {"position": position.to_meta(), "config": config.to_dict()})
+            ckpt.wait()
+        finally:
+            ckpt.close()
     return nimg, config
 
 

@@ -52,7 +52,7 @@ def run_metrics(workdir: str | os.PathLike, step: int | None, metric_names: list
     checks). Weights default to ``$STYLEGAN_JAX_INCEPTION`` / ``$STYLEGAN_JAX_LPIPS``.
     ``workdir`` may also be an official StyleGAN ``.pkl`` (its Gs; results are returned, not
     written); ``dataset_name`` overrides ``config.dataset.name`` (the FID reals, the PPL crop)."""
-    from stylegan_jax.checkpoint import load_generator, resolve_step
+    from stylegan_jax.runs import load_run  # checkpoint loading stays out of metric modules
 
     check_names(metric_names)
     if Path(workdir).suffix == ".pkl" and not Path(workdir).is_dir():
@@ -61,8 +61,8 @@ def run_metrics(workdir: str | os.PathLike, step: int | None, metric_names: list
         model, step = load(workdir, step), None
         config, generator, variables = model.config, model.G, model.variables
     else:
-        step = resolve_step(workdir, step)
-        config, generator, variables = load_generator(os.fspath(workdir), step)
+        run = load_run(workdir, step)
+        config, generator, variables, step = run.config, run.G, run.variables, run.step
     dataset = config.dataset
     if dataset_name:
         dataset.name = dataset_name
