@@ -398,16 +398,19 @@ def test_import_writes_a_checkpoint_of_g_d_and_gs_with_fresh_adam(tmp_path):
     from stylegan_jax.training_loop import checkpoint_items, state_from_items
 
     path, (_, _, g_vars, gs_vars, d_vars, _) = digits_pickle(tmp_path / "net.pkl")
-    nimg, config = official.import_run(path, tmp_path / "run", resume_kimg=0.5)
-    assert nimg == 500 and config.resolution == 32
+    nimg, config = official.import_run(path, tmp_path / "run")
+    # The pickle's config has the paper's schedule: from 8x8, two 600+600-kimg phases reach
+    # the full-resolution stable phase of a 32x32 network at 2400 kimg.
+    assert nimg == 2_400_000 and config.resolution == 32
     G, D = training.build_models(config)
     optimizer = training.make_optimizer(config)
     abstract = training.abstract_train_state(config, G, D, optimizer, parallel.make_mesh())
     ckpt = Checkpointer(tmp_path / "run", read_only=True, async_save=False)
-    restored, meta = ckpt.restore(500, checkpoint_items(abstract))
+    restored, meta = ckpt.restore(nimg, checkpoint_items(abstract))
     ckpt.close()
     state, position = state_from_items(restored), LoopPosition.from_meta(meta)
-    assert (position.nimg, position.step, position.tick, position.resolution) == (500, 0, 0, 32)
+    assert (position.nimg, position.step, position.tick) == (nimg, 0, 0)
+    assert (position.resolution, position.fade, position.phase_key) == (32, 0.0, (0, 0))
     assert_tree_equal(jax.device_get(state.g_params), g_vars["params"])
     assert_tree_equal(jax.device_get(state.g_ema_params), gs_vars["params"])
     assert_tree_equal(jax.device_get(state.d_params), d_vars["params"])
@@ -418,7 +421,7 @@ def test_import_writes_a_checkpoint_of_g_d_and_gs_with_fresh_adam(tmp_path):
     assert_tree_equal(jax.device_get(sg.load(tmp_path / "run").variables),
                       jax.device_get(sg.load(path).variables))
     with pytest.raises(ValueError, match="already holds a run"):
-        official.import_run(path, tmp_path / "run")
+        official.import_run(path, tmp_path / "run", resume_kimg=0.5)
 
 
 def test_import_refuses_a_config_of_other_networks(tmp_path):
