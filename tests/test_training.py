@@ -139,3 +139,24 @@ def test_bfloat16_compute_keeps_float32_state(mesh8):
     config.compute_dtype = "float16"
     with pytest.raises(ValueError, match="compute_dtype"):
         training.build_models(config)
+
+
+def test_grey_reals_for_one_channel_training(mesh8):
+    """num_channels=1 trains on the grey level of RGB-stored data: the 2x2 box mean of the
+    channel mean (official rint per level), in [-1, 1], and the step runs on it."""
+    rng = np.random.default_rng(3)
+    grey = rng.integers(0, 256, (8, 16, 16), np.uint8)
+    images = np.repeat(grey[..., None], 3, axis=-1)
+    x = np.asarray(training.prepare_reals(jnp.asarray(images), 8, 0.0, 1))
+    ref = np.rint(grey.astype(np.float64).reshape(8, 8, 2, 8, 2).mean(axis=(2, 4)))
+    np.testing.assert_allclose(x[..., 0], ref * 2 / 255 - 1, atol=1e-6)
+    assert x.shape == (8, 8, 8, 1)
+    with pytest.raises(ValueError, match="num_channels=2"):
+        training.prepare_reals(jnp.asarray(images), 8, 0.0, 2)
+    config = tiny_config()
+    config.num_channels = 1
+    _, _, _, state, iteration = setup(config, mesh8)
+    b = batch(mesh8)
+    b["image"] = jax.device_put(images, parallel.data_sharding(mesh8))
+    _, metrics = iteration(state, b, 0, 0.0, 1e-3, 1e-3, 0.9, resolution=16)
+    assert np.isfinite(host(metrics)["loss/D"])

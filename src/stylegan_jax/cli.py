@@ -61,10 +61,12 @@ def summary(argv: Sequence[str]) -> None:
 
 
 def prepare(argv: Sequence[str]) -> None:
-    """Build a dataset (ffhq, image_folder or digits) for training, without TensorFlow."""
+    """Build a dataset (ffhq, image_folder, digits or stacked_digits) for training, without
+    TensorFlow."""
     prog = "stylegan-jax prepare"
     fv = flags.FlagValues()
-    dataset = flags.DEFINE_enum("dataset", None, ["ffhq", "image_folder", "digits"],
+    dataset = flags.DEFINE_enum("dataset", None,
+                                ["ffhq", "image_folder", "digits", "stacked_digits"],
                                 "Which builder.", flag_values=fv)
     data_dir = flags.DEFINE_string("data_dir", None, "Where prepared datasets live.",
                                    flag_values=fv)

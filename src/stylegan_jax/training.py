@@ -112,10 +112,21 @@ def reset_optimizers(state: TrainState, optimizer: optax.GradientTransformation,
     return state.replace(g_opt=g_opt, d_opt=d_opt)
 
 
-def prepare_reals(images: jax.Array, resolution: int, fade: jax.Array) -> jax.Array:
+def prepare_reals(images: jax.Array, resolution: int, fade: jax.Array,
+                  num_channels: int | None = None) -> jax.Array:
     """Stored uint8 reals -> [-1, 1] at the current resolution, with the official FadeLOD
-    blend toward the previous resolution: ``lerp(x, up(down(x)), fade)``."""
+    blend toward the previous resolution: ``lerp(x, up(down(x)), fade)``.
+
+    ``num_channels=1`` trains on the grey level (channel mean) of RGB-stored data such as the
+    bundled digits: fed as three equal channels, grey data lets D reject fakes by their colour
+    alone, which the style-based G is slow to remove (see docs/unconditional-collapse.md).
+    """
+    if num_channels not in (None, images.shape[-1], 1):
+        raise ValueError(f"config.num_channels={num_channels} does not fit the dataset's "
+                         f"{images.shape[-1]} channels (use {images.shape[-1]} or 1 for grey)")
     x = downsample_images(images, resolution)
+    if num_channels == 1:
+        x = x.mean(axis=-1, keepdims=True)
     if resolution > 4:
         x = x + (upscale2d(downscale2d(x)) - x) * fade
     return x
@@ -221,7 +232,7 @@ def make_train_iteration(config: ml_collections.ConfigDict, G: Generator, D: Dis
         k_fake_d, k_gp, k_fake_g = jax.random.split(key, 3)
         batch_size = batch["image"].shape[0]
         labels = one_hot(batch["label"])
-        reals = prepare_reals(batch["image"], resolution, fade)
+        reals = prepare_reals(batch["image"], resolution, fade, config.num_channels)
         r1_scale = r1_resolution_scale(config, resolution)
 
         # D step (with the G EMA update, as the official D_train_op + Gs_update_op).
