@@ -13,6 +13,7 @@ from official_pickles import dumps, network, official_discriminator, official_ge
 
 import stylegan_jax as sg
 from stylegan_jax import official
+from stylegan_jax.models import build_networks
 from stylegan_jax.networks import Discriminator, Generator
 from stylegan_jax.safe_pickle import UnsafePickleError
 
@@ -110,7 +111,6 @@ def test_loading_gives_back_exactly_the_weights(tmp_path, resolution, label_size
         assert c.G[key] == value, key
     assert (c.D.fmap_base, c.D.fmap_max, c.D.mbstd_group_size) == (256, 8, 4)
     # The loaded config builds networks whose variables have exactly these shapes.
-    from stylegan_jax.config import build_networks
     G, D = build_networks(c)
     labels = jnp.zeros((1, label_size)) if label_size else None
     shapes = jax.eval_shape(G.init, jax.random.key(0), jnp.zeros((1, 8)), labels)
@@ -162,8 +162,8 @@ def test_ablation_switches_map_to_module_attributes(tmp_path):
             g.use_instance_norm, g.use_blur, g.fused_scale) == (False, False, False, True,
                                                                 False, False, "false")
     assert (g.mapping_layers, g.mapping_lrmul, g.normalize_latents) == (3, 0.1, False)
-    assert (g.style_mixing_prob, g.truncation_psi, g.truncation_cutoff,
-            g.dlatent_avg_beta) == (0.0, 0.5, 4, 1.0)
+    assert (g.style_mixing_prob, g.truncation_cutoff, g.dlatent_avg_beta) == (0.0, 4, 1.0)
+    assert "truncation_psi" not in g  # a sampling argument of ours, not a config field
 
 
 def one_line(excinfo, path, *words):
@@ -402,7 +402,7 @@ def test_import_writes_a_checkpoint_of_g_d_and_gs_with_fresh_adam(tmp_path):
     # The pickle's config has the paper's schedule: from 8x8, two 600+600-kimg phases reach
     # the full-resolution stable phase of a 32x32 network at 2400 kimg.
     assert nimg == 2_400_000 and config.resolution == 32
-    G, D = training.build_models(config)
+    G, D = build_networks(config)
     optimizer = training.make_optimizer(config)
     abstract = training.abstract_train_state(config, G, D, optimizer, parallel.make_mesh())
     ckpt = Checkpointer(tmp_path / "run", read_only=True, async_save=False)
@@ -495,7 +495,7 @@ def test_import_then_train_starts_from_the_imported_weights(tmp_path, capsys):
 
     grids = sorted((tmp_path / "run" / "grids").glob("fakes*.png"))
     assert grids[0].name == "fakes0000000160.png"  # resumed at 128 images, one 32-image tick
-    G, _ = training.build_models(config)
+    G, _ = build_networks(config)
     grid_fn = training.make_grid_fn(G, parallel.make_mesh())
     z = jax.random.normal(jax.random.key(config.seed + 1), (config.grid_size**2, 8))
     images = grid_fn(gs_vars["params"], gs_vars["stats"]["w_avg"], z, None,

@@ -97,7 +97,9 @@ def prepare(argv: Sequence[str]) -> None:
             fit=fit.value, skip_bad=skip_bad.value, overwrite=overwrite.value,
             workers=workers.value)
     except (builders.SourceError, FileExistsError, FileNotFoundError, ValueError) as e:
-        raise UsageError(e) from e
+        # the library names its parameters; on the command line they are flags
+        raise UsageError(str(e).replace("overwrite=True", "--overwrite")
+                         .replace("skip_bad=True", "--skip_bad")) from e
     if done.ignored:
         print(f"note: ignored {len(done.ignored)} files that are not source images: "
               f"{describe_files(done.ignored)}", file=sys.stderr)
@@ -332,7 +334,8 @@ def generate(argv: Sequence[str]) -> None:
 
     from stylegan_jax import generate as gen
     from stylegan_jax.checkpoint import CheckpointError
-    from stylegan_jax.logs import save_png, to_uint8
+    from stylegan_jax.images import to_uint8
+    from stylegan_jax.logs import save_png
 
     try:
         seed_list = gen.parse_seeds(seeds.value)

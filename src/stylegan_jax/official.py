@@ -33,8 +33,9 @@ import ml_collections
 import numpy as np
 
 from stylegan_jax import safe_pickle
-from stylegan_jax.config import build_networks, paper_config
+from stylegan_jax.config import paper_config
 from stylegan_jax.layers import downscale2d
+from stylegan_jax.models import build_networks
 from stylegan_jax.networks import num_style_layers
 
 
@@ -263,8 +264,8 @@ def config_from_kwargs(g: dict, d: dict) -> ml_collections.ConfigDict:
         use_noise=bool(g["use_noise"]), use_pixel_norm=bool(g["use_pixel_norm"]),
         use_instance_norm=bool(g["use_instance_norm"]), fused_scale=_FUSED[g["fused_scale"]],
         use_blur=bool(g["blur_filter"]),
-        # None disables each of these in G_style; ours take the equivalent values.
-        truncation_psi=1.0 if g["truncation_psi"] is None else float(g["truncation_psi"]),
+        # None disables each of these in G_style; ours take the equivalent values. (G_style's
+        # truncation_psi is a sampling default; ours take psi at sampling time.)
         truncation_cutoff=(num_layers if g["truncation_cutoff"] is None
                            else min(int(g["truncation_cutoff"]), num_layers)),
         dlatent_avg_beta=1.0 if g["dlatent_avg_beta"] is None else float(g["dlatent_avg_beta"]),
