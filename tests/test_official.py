@@ -315,7 +315,7 @@ def test_generate_command_writes_the_stored_noise_images(conditional_pkl, tmp_pa
     from PIL import Image
 
     from stylegan_jax import cli
-    from stylegan_jax.logs import to_uint8
+    from stylegan_jax.images import to_uint8
 
     path, _ = conditional_pkl
     cli.main(["generate", "--network", str(path), "--seeds", "3-4", "--psi", "0.7",
@@ -476,7 +476,8 @@ def test_import_then_train_starts_from_the_imported_weights(tmp_path, capsys):
 
     from stylegan_jax import cli, parallel, training, training_loop
     from stylegan_jax.data.prepare import prepare_dataset
-    from stylegan_jax.logs import image_grid, to_uint8
+    from stylegan_jax.images import to_uint8
+    from stylegan_jax.logs import image_grid
 
     prepare_dataset("digits", tmp_path / "data")
     config_file = tmp_path / "tiny.py"
