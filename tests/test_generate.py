@@ -140,7 +140,7 @@ def test_generate_command(tiny_run, model, tmp_path):
     (["--workdir", "{run}", "--seeds", "0", "--psi", "5"], "psi 5.0 is outside"),
     (["--workdir", "{run}", "--seeds", "0", "--psi", "0.5", "--cutoff", "20"], "cutoff 20"),
     (["--workdir", "{run}", "--seeds", "0", "--class_index", "1"], "unconditional"),
-    (["--seeds", "0"], "--workdir, --seeds and --outdir are required"),
+    (["--seeds", "0"], r"--network \(or --workdir\), --seeds and --outdir are required"),
 ])
 def test_generate_command_errors(tiny_run, tmp_path, args, message):
     paths = dict(missing=tmp_path / "missing", empty=tmp_path, run=tiny_run)

@@ -82,7 +82,7 @@ def noise_detail_figure(model: Model, seeds: Sequence[int], *, samples: int = 32
     return np.stack(rows)
 
 
-def noise_components_figure(model: Model, seeds: Sequence[int], *, noise: int = 0,
+def noise_components_figure(model: Model, seeds: Sequence[int], *, noise: int | str = 0,
                             psi: float | None = None, cutoff: int | None = None,
                             class_index: int | None = None) -> np.ndarray:
     """Figure 5: per seed (row), noise seed ``noise`` applied to all layers, none, the coarse
@@ -145,7 +145,7 @@ def write_figure(model: Model, kind: str, outdir: str | Path, seeds: Sequence[in
                  col_seeds: Sequence[int] = (), styles: Sequence[str] = (),
                  psi: float | None = None, cutoff: int | None = None,
                  psis: Sequence[float] = TRUNCATION_PSIS, steps: int = 16, space: str = "w",
-                 fps: float = 12.0, samples: int = 32, noise: int = 0,
+                 fps: float = 12.0, samples: int = 32, noise: int | str = 0,
                  class_index: int | None = None) -> list[Path]:
     """Writes figure ``kind`` under ``outdir`` and returns the files: ``mixing-STYLE.png``
     per style range (default: the named ranges the model has), ``noise-detail.png`` and

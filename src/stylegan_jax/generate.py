@@ -9,7 +9,8 @@ Conventions (kept stable so that a seed names the same image everywhere):
   ``jax.random.split(jax.random.key(noise_seed), num_layers)[i]`` for layer i, shape
   ``[1, h, w, 1]``, shared by the whole batch (like the official ``randomize_noise=False``,
   one fixed realisation). The default is noise seed 0. A list of per-layer arrays
-  (``[1 or N, h, w, 1]``) is used as given.
+  (``[1 or N, h, w, 1]``) is used as given. ``'stored'`` uses the noise constants stored in
+  an official StyleGAN pickle (what its ``randomize_noise=False`` figures use).
 - style layers: layers ``2r-4`` and ``2r-3`` belong to resolution ``2**r`` (0, 1: 4x4; see
   :func:`stylegan_jax.networks.first_style_layer` and ``layer_resolution``). Named
   ranges are defined by resolution, so they adapt to the model: coarse 4-8, middle 16-32,
@@ -45,7 +46,8 @@ from stylegan_jax.networks import (
 
 PSI_RANGE = (-2.0, 2.0)  # truncation psi beyond this only extrapolates into garbage
 STYLE_RANGES = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, None)}
-Noise = int | Sequence[Any]
+Noise = int | str | Sequence[Any]
+STORED = "stored"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -141,7 +143,8 @@ def _compile(G: Generator) -> tuple[Any, Any]:
 @dataclasses.dataclass(frozen=True, eq=False)
 class Model:
     """A run's EMA generator ready to sample: its ``config``, module ``G``, ``variables``
-    (``{'params', 'stats': {'w_avg'}}``) and checkpoint ``step`` (images seen)."""
+    (``{'params', 'stats': {'w_avg'}}``) and checkpoint ``step`` (images seen; 0 for an
+    official pickle), and an official pickle's ``stored_noise`` (per-layer arrays)."""
 
     config: ml_collections.ConfigDict
     G: Generator
@@ -149,6 +152,7 @@ class Model:
     step: int
     _map: Any = dataclasses.field(repr=False)
     _run: Any = dataclasses.field(repr=False)
+    stored_noise: list[np.ndarray] | None = dataclasses.field(default=None, repr=False)
 
     @property
     def num_layers(self) -> int:
@@ -194,14 +198,25 @@ class Model:
             classes = np.broadcast_to(classes.reshape(-1), (n,))
         return np.eye(size, dtype=np.float32)[classes]
 
-    def noise(self, seed: int = 0, layers: Sequence[int] | None = None) -> list[np.ndarray]:
-        """The noise realisation of ``seed`` (``[1, h, w, 1]`` per layer), zero outside
-        ``layers`` (default: all layers)."""
-        keys = jax.random.split(jax.random.key(seed), self.num_layers)
+    def noise(self, seed: int | str = 0, layers: Sequence[int] | None = None
+              ) -> list[np.ndarray]:
+        """The noise realisation of ``seed`` (``[1, h, w, 1]`` per layer), or the stored noise
+        for ``seed='stored'``, zero outside ``layers`` (default: all layers)."""
         shapes = noise_shapes(self.resolution)
+        if isinstance(seed, str):
+            if seed != STORED:
+                raise ValueError(f"noise must be a noise seed or {STORED!r}, got {seed!r}")
+            if self.stored_noise is None:
+                raise ValueError("this network has no stored noise (only official pickles of "
+                                 "networks with noise inputs do); use a noise seed")
+            values = [np.asarray(a, np.float32) for a in self.stored_noise]
+        else:
+            keys = jax.random.split(jax.random.key(seed), self.num_layers)
+            values = [np.asarray(jax.random.normal(k, s)) for k, s in zip(keys, shapes,
+                                                                          strict=True)]
         on = set(range(self.num_layers) if layers is None else layers)
-        return [np.asarray(jax.random.normal(k, s)) if i in on else np.zeros(s, np.float32)
-                for i, (k, s) in enumerate(zip(keys, shapes, strict=True))]
+        return [v if i in on else np.zeros(s, np.float32)
+                for i, (v, s) in enumerate(zip(values, shapes, strict=True))]
 
     def map(self, z: Any = None, class_index: int | Sequence[int] | None = None, *,
             seeds: Sequence[int] | None = None, labels: Any = None) -> np.ndarray:
@@ -225,10 +240,10 @@ class Model:
         """Images ``[N, r, r, C]`` (float32 in ~[-1, 1]) from latents ``z`` (default: the
         latents of ``seeds``) or from ``w`` (``[N, D]``, or W+ ``[N, num_layers, D]``),
         truncated toward ``w_avg`` by ``psi`` on layers ``< cutoff`` (default: the config's,
-        8, or all layers of a smaller model), with fixed ``noise`` (a noise seed or per-layer
-        arrays), run ``batch_size`` at a time on the default device. A conditional model
-        draws ``class_index`` (one class or one per image) or, without it, each seed's class
-        ``seed % num_classes``."""
+        8, or all layers of a smaller model), with fixed ``noise`` (a noise seed, per-layer
+        arrays, or ``'stored'`` for an official pickle's stored noise), run ``batch_size`` at
+        a time on the default device. A conditional model draws ``class_index`` (one class or
+        one per image) or, without it, each seed's class ``seed % num_classes``."""
         if w is not None and (z is not None or seeds is not None):
             raise ValueError("pass z (or seeds) or w, not both")
         if w is not None and class_index is not None:
@@ -247,7 +262,8 @@ class Model:
         x = np.asarray(z if w is None else w, np.float32)
         n = len(x)
         labels = self.labels(n, class_index, seeds) if w is None else None
-        noise = self.noise(noise) if isinstance(noise, int) else [np.asarray(a) for a in noise]
+        noise = (self.noise(noise) if isinstance(noise, int | str)
+                 else [np.asarray(a) for a in noise])
         out = []
         for start in range(0, n, batch_size):
             part = slice(start, start + batch_size)
@@ -261,11 +277,30 @@ class Model:
 
 def load(workdir_or_checkpoint: str | Path, step: int | None = None) -> Model:
     """The EMA generator of a run, from its workdir (latest checkpoint, or ``step`` images)
-    or from one checkpoint directory ``WORKDIR/checkpoints/STEP``; placed on the first
-    device (CPU or GPU) whatever device count wrote the checkpoint (see
-    :func:`stylegan_jax.runs.load_run`)."""
+    or from one checkpoint directory ``WORKDIR/checkpoints/STEP``, or Gs of an official
+    StyleGAN ``.pkl`` (with its stored noise); placed on the first device (CPU or GPU)
+    whatever device count wrote the checkpoint (see :func:`stylegan_jax.runs.load_run`)."""
+    path = Path(workdir_or_checkpoint)
+    if path.suffix == ".pkl" and not path.is_dir():
+        return _load_official(path, step)
     # Imported here so that `import stylegan_jax` does not pull in Orbax and the trainer.
     from stylegan_jax import runs
 
-    run = runs.load_run(workdir_or_checkpoint, step, mesh=parallel.make_mesh(1))
+    run = runs.load_run(path, step, mesh=parallel.make_mesh(1))
     return Model(run.config, run.G, run.variables, run.step, *_compile(run.G))
+
+
+def _load_official(path: Path, step: int | None) -> Model:
+    """Gs of an official StyleGAN pickle as a :class:`Model` (see :mod:`stylegan_jax.official`)."""
+    from stylegan_jax import official
+    from stylegan_jax.models import build_networks
+
+    if step is not None:
+        raise ValueError(f"{path}: an official pickle holds one snapshot; a checkpoint step "
+                         "does not apply")
+    net = official.load_pickle(path)
+    if net.lod != 0:
+        raise ValueError(f"{path}: the network was saved while growing (lod {net.lod:g}); only "
+                         "full-resolution networks (lod 0) can be sampled")
+    G, _ = build_networks(net.config)
+    return Model(net.config, G, jax.device_put(net.Gs), 0, *_compile(G), stored_noise=net.noise)
