@@ -150,13 +150,20 @@ def bench_train(argv: Sequence[str]) -> None:
                                       "(default: the config's).", flag_values=fv)
     batch = flags.DEFINE_integer("batch", 32, "Global batch size.", flag_values=fv)
     steps = flags.DEFINE_integer("steps", 20, "Timed iterations.", flag_values=fv)
+    cost = flags.DEFINE_bool("cost", False, "Also print XLA's cost analysis of the iteration "
+                             "(GFLOP and GB accessed per image).", flag_values=fv)
+    cost_only = flags.DEFINE_bool("cost_only", False, "Print the cost analysis and skip the "
+                                  "timing (needs no accelerator).", flag_values=fv)
     _parse(fv, prog, argv)
     if config.value is None:
         raise SystemExit(f"{prog}: --config FILE is required")
-    from stylegan_jax.bench import bench_train as bench
+    from stylegan_jax import bench as bench_lib
 
-    print(bench(config.value, resolution.value or config.value.resolution, batch.value,
-                steps.value))
+    res = resolution.value or config.value.resolution
+    if cost.value or cost_only.value:
+        print(bench_lib.iteration_cost(config.value, res, batch.value))
+    if not cost_only.value:
+        print(bench_lib.bench_train(config.value, res, batch.value, steps.value))
 
 
 def metrics(argv: Sequence[str]) -> None:
