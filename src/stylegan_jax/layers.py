@@ -119,6 +119,55 @@ def fused_conv_downscale(x: jax.Array, w: jax.Array) -> jax.Array:
     return _conv(x, k, stride=2, padding=((1, 1), (1, 1)))
 
 
+# Nearest-up then a 3-tap SAME correlation, per output phase p (row 2i + p): phase 0 reads
+# x[i-1], x[i] with taps (w0, w1 + w2); phase 1 reads x[i], x[i+1] with taps (w0 + w1, w2).
+_UP_PHASE_TAPS = np.array([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], np.float32)
+
+
+def polyphase_upscale_conv(x: jax.Array, w: jax.Array) -> jax.Array:
+    """Nearest 2x upsampling then a 3x3 SAME correlation with ``w`` (= ``_conv(upscale2d(x),
+    w)``), as one stride-1 2x2 conv at the input resolution producing the four output phases
+    as 4x the channels, then depth-to-space.
+
+    Every output pixel reads a 2x2 input window, so this does 4/9 of the unfused work, and its
+    gradients (w.r.t. input and weights, and R1's double backward) are plain stride-1
+    convolutions, unlike a transposed conv whose weight gradient convolves a zero-stuffed input.
+    ``w`` may be float32 (the sub-kernels are summed before the cast to ``x.dtype``).
+    """
+    n, h, wd, _ = x.shape
+    cin, cout = w.shape[2], w.shape[3]
+    taps = jnp.asarray(_UP_PHASE_TAPS)
+    # k[a, b, ci, py, px, co]: tap (a, b) of the 2x2 window for output phase (py, px)
+    k = jnp.einsum("pai,qbj,ijco->abcpqo", taps, taps, w.astype(jnp.float32))
+    k = k.reshape(2, 2, cin, 4 * cout).astype(x.dtype)
+    # window j of the padded input covers x[j-1], x[j]: phase 0 of row i is window i,
+    # phase 1 is window i + 1
+    o = _conv(x, k, padding=((1, 1), (1, 1)))  # [N, H+1, W+1, 4 * Cout]
+    o = o.reshape(n, h + 1, wd + 1, 2, 2, cout)
+    rows = [jnp.stack([o[:, py:py + h, px:px + wd, py, px] for px in (0, 1)], axis=3)
+            for py in (0, 1)]
+    return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * wd, cout)
+
+
+def polyphase_conv_downscale(x: jax.Array, w: jax.Array) -> jax.Array:
+    """A 3x3 SAME correlation with ``w`` then 2x2 average pooling (= the official fused
+    ``conv2d_downscale2d``), as space-to-depth of the 1-padded input and one stride-1 2x2 conv
+    with the four phases of the 4x4 shifted-sum kernel x0.25 as 4x the input channels.
+
+    Same work as the strided 4x4 conv; no gradient is a convolution over a zero-stuffed input.
+    """
+    n, h, wd, c = x.shape
+    if h % 2 or wd % 2:
+        raise ValueError(f"downscaling needs even sizes, got {h}x{wd}")
+    cout = w.shape[3]
+    k = _shifted_sum_kernel(w.astype(jnp.float32)) * 0.25  # [4, 4, Cin, Cout], tap 2t + p
+    k = k.reshape(2, 2, 2, 2, c, cout).transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * c, cout)
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    s = xp.reshape(n, h // 2 + 1, 2, wd // 2 + 1, 2, c).transpose(0, 1, 3, 2, 4, 5)
+    s = s.reshape(n, h // 2 + 1, wd // 2 + 1, 4 * c)
+    return _conv(s, k.astype(x.dtype), padding="VALID")
+
+
 def minibatch_stddev(x: jax.Array, group_size: int = 4, num_features: int = 1,
                      num_shards: int = 1) -> jax.Array:
     """Append the minibatch stddev as extra channels (official ``minibatch_stddev_layer``).
@@ -185,12 +234,27 @@ class Bias(nn.Module):
         return x + (b * self.lrmul).astype(x.dtype)
 
 
+RESAMPLE_IMPLS = ("polyphase", "reference")
+
+
+def check_resample_impl(impl: str) -> str:
+    """``impl`` if it names a resampling implementation, else a ValueError naming the field."""
+    if impl not in RESAMPLE_IMPLS:
+        raise ValueError(f"resample_impl must be one of {RESAMPLE_IMPLS}, got {impl!r}")
+    return impl
+
+
 class Conv2D(nn.Module):
     """Equalized-lr KxK convolution without bias, optionally fused with 2x up- or downsampling.
 
-    ``resample``: ``None``; ``'up'`` (nearest-up then conv, or the fused transposed conv when
-    ``fused``); ``'down'`` (conv then 2x2 average, or the fused stride-2 conv when ``fused``).
-    The kernel is stored HWIO as ``[k, k, C_in, C_out]`` like the official one.
+    ``resample``: ``None``; ``'up'`` (nearest-up then conv, or the official fused transposed
+    conv when ``fused``, which equals nearest-up then conv with the flipped kernel); ``'down'``
+    (conv then 2x2 average, or the official fused stride-2 conv when ``fused``: the same
+    function). ``fused`` selects the official layer, i.e. what the parameters mean; ``impl``
+    selects how it is computed: ``'polyphase'`` (every resampling conv as a stride-1 conv at the
+    low resolution plus depth-to-space / space-to-depth, whatever ``fused`` says) or
+    ``'reference'`` (the official ops literally: upsample/pool around a full-resolution conv,
+    or the transposed / strided conv). The kernel is stored HWIO as ``[k, k, C_in, C_out]``.
     """
 
     features: int
@@ -198,21 +262,27 @@ class Conv2D(nn.Module):
     gain: float = SQRT2
     resample: str | None = None
     fused: bool = False
+    impl: str = "polyphase"
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k, cin = self.kernel_size, x.shape[-1]
         kernel = self.param("kernel", _equalized_init(1.0), (k, k, cin, self.features))
-        w = (kernel * equalized_scale(k * k * cin, self.gain, 1.0)).astype(self.dtype)
+        w32 = kernel * equalized_scale(k * k * cin, self.gain, 1.0)
+        w = w32.astype(self.dtype)
         x = x.astype(self.dtype)
+        if self.resample not in (None, "up", "down"):
+            raise ValueError(f"resample must be None, 'up' or 'down', got {self.resample!r}")
+        if self.resample is None:
+            return _conv(x, w)
+        if check_resample_impl(self.impl) == "polyphase" and k == 3:
+            if self.resample == "up":
+                return polyphase_upscale_conv(x, w32[::-1, ::-1] if self.fused else w32)
+            return polyphase_conv_downscale(x, w32)
         if self.resample == "up":
             return fused_upscale_conv(x, w) if self.fused else _conv(upscale2d(x), w)
-        if self.resample == "down":
-            return fused_conv_downscale(x, w) if self.fused else downscale2d(_conv(x, w))
-        if self.resample is not None:
-            raise ValueError(f"resample must be None, 'up' or 'down', got {self.resample!r}")
-        return _conv(x, w)
+        return fused_conv_downscale(x, w) if self.fused else downscale2d(_conv(x, w))
 
 
 class NoiseInput(nn.Module):

@@ -66,12 +66,13 @@ class ConvLayer(nn.Module):
     resample: str | None = None
     fused: bool = False
     activate: bool = True
+    resample_impl: str = "polyphase"
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         x = Conv2D(self.features, self.kernel_size, self.gain, self.resample, self.fused,
-                   dtype=self.dtype, name="Conv")(x)
+                   self.resample_impl, dtype=self.dtype, name="Conv")(x)
         x = Bias(dtype=self.dtype, name="Bias")(x)
         return lrelu(x) if self.activate else x
 
@@ -133,6 +134,7 @@ class SynthesisLayer(nn.Module):
     use_pixel_norm: bool = False
     use_instance_norm: bool = True
     use_styles: bool = True
+    resample_impl: str = "polyphase"
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -149,7 +151,7 @@ class SynthesisLayer(nn.Module):
         elif self.op in ("conv", "conv_up"):
             up = self.op == "conv_up"
             x = Conv2D(self.features, resample="up" if up else None, fused=self.fused,
-                       dtype=self.dtype, name="Conv")(x)
+                       impl=self.resample_impl, dtype=self.dtype, name="Conv")(x)
             if up and self.use_blur:
                 x = blur(x)
         else:
@@ -187,6 +189,7 @@ class SynthesisNetwork(nn.Module):
     use_instance_norm: bool = True
     fused_scale: bool | str = "auto"
     use_blur: bool = True
+    resample_impl: str = "polyphase"
     dtype: Dtype = jnp.float32
 
     def nf(self, stage: int) -> int:
@@ -200,7 +203,7 @@ class SynthesisNetwork(nn.Module):
     def _layer(self, features: int, op: str, name: str, fused: bool = False) -> SynthesisLayer:
         return SynthesisLayer(features, op, fused, self.use_blur, self.use_noise,
                               self.use_pixel_norm, self.use_instance_norm, self.use_styles,
-                              dtype=self.dtype, name=name)
+                              self.resample_impl, dtype=self.dtype, name=name)
 
     def _to_rgb_layers(self, full_log2: int, cur_log2: int) -> dict[int, ConvLayer]:
         """ToRGB layers (1x1, gain 1, no activation) by log2 resolution: the two the current
@@ -302,6 +305,7 @@ class Generator(nn.Module):
     truncation_cutoff: int = 8
     dlatent_avg_beta: float = 0.995
     style_mixing_prob: float = 0.9
+    resample_impl: str = "polyphase"
     dtype: Dtype = jnp.float32
 
     @property
@@ -316,7 +320,7 @@ class Generator(nn.Module):
             self.resolution, self.num_channels, self.dlatent_size, self.fmap_base,
             self.fmap_decay, self.fmap_max, self.use_styles, self.const_input_layer,
             self.use_noise, self.use_pixel_norm, self.use_instance_norm, self.fused_scale,
-            self.use_blur, dtype=self.dtype)
+            self.use_blur, self.resample_impl, dtype=self.dtype)
         self.w_avg = self.variable("stats", "w_avg", jnp.zeros, (self.dlatent_size,), jnp.float32)
 
     def map(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
@@ -420,6 +424,7 @@ class Discriminator(nn.Module):
     mbstd_num_shards: int = 1
     fused_scale: bool | str = "auto"
     use_blur: bool = True
+    resample_impl: str = "polyphase"
     dtype: Dtype = jnp.float32
 
     def nf(self, stage: int) -> int:
@@ -460,7 +465,8 @@ class Discriminator(nn.Module):
             if self.use_blur:
                 x = blur(x)
             x = ConvLayer(self.nf(r - 2), resample="down", fused=_use_fused(self.fused_scale, res),
-                          dtype=self.dtype, name=f"{res}x{res}_Conv1_down")(x)
+                          resample_impl=self.resample_impl, dtype=self.dtype,
+                          name=f"{res}x{res}_Conv1_down")(x)
             if r == cur_log2:
                 x = _lerp_clip(x, from_rgb[r - 1](downscale2d(img)), fade)
 
