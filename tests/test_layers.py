@@ -179,6 +179,29 @@ def test_pixel_and_instance_norm_match_numpy():
                                atol=1e-5)
 
 
+def test_one_pass_instance_norm_keeps_precision_when_the_mean_dominates():
+    x = (RNG.normal(size=(2, 8, 8, 3)) + 300.0).astype(np.float32)  # mean 300, std 1
+    x64 = x.astype(np.float64)
+    centered = x64 - x64.mean(axis=(1, 2), keepdims=True)
+    expected = centered / np.sqrt((centered**2).mean(axis=(1, 2), keepdims=True) + 1e-8)
+    np.testing.assert_allclose(L.instance_norm(jnp.asarray(x)), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_style_mod_with_instance_norm_stats_equals_norm_then_style():
+    x = (RNG.normal(size=(2, 5, 5, 4)) * 2 + 0.5).astype(np.float32)
+    w = RNG.normal(size=(2, 8)).astype(np.float32)
+    layer = L.StyleMod()
+    params = layer.init(jax.random.key(0), x, w)["params"]
+    b = RNG.normal(size=8).astype(np.float32)
+    params = {"affine": {"kernel": params["affine"]["kernel"], "bias": {"bias": b}}}
+    style = w @ (np.asarray(params["affine"]["kernel"]) / math.sqrt(8)) + b
+    centered = x - x.mean(axis=(1, 2), keepdims=True)
+    normed = centered / np.sqrt((centered**2).mean(axis=(1, 2), keepdims=True) + 1e-8)
+    expected = normed * (style[:, None, None, :4] + 1) + style[:, None, None, 4:]
+    got = layer.apply({"params": params}, x, w, L.instance_norm_stats(jnp.asarray(x)))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
 def np_minibatch_stddev_official(x_nhwc, group_size=4, num_new_features=1):
     """Direct transcription of the official NCHW ``minibatch_stddev_layer`` in numpy."""
     x = x_nhwc.transpose(0, 3, 1, 2)

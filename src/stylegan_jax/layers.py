@@ -43,30 +43,40 @@ def pixel_norm(x: jax.Array, eps: float = EPS) -> jax.Array:
     return (x32 * jax.lax.rsqrt(jnp.mean(x32**2, axis=-1, keepdims=True) + eps)).astype(x.dtype)
 
 
+def instance_norm_stats(x: jax.Array, eps: float = EPS) -> tuple[jax.Array, jax.Array]:
+    """Per-sample, per-channel spatial mean and ``1 / sqrt(biased var + eps)``, ``[N, 1, 1, C]``
+    float32, from one pass over ``x`` (the sum and the sum of squares, which XLA computes as one
+    multi-output reduction). The sums are taken about the first pixel of each channel, which
+    keeps the variance exact to float32 rounding even when the mean dwarfs the spread."""
+    x32 = x.astype(jnp.float32)
+    shift = jax.lax.stop_gradient(x32[:, :1, :1, :])
+    d = x32 - shift
+    mean_d = jnp.mean(d, axis=(1, 2), keepdims=True)
+    var = jnp.maximum(jnp.mean(d * d, axis=(1, 2), keepdims=True) - mean_d * mean_d, 0.0)
+    return mean_d + shift, jax.lax.rsqrt(var + eps)
+
+
 def instance_norm(x: jax.Array, eps: float = EPS) -> jax.Array:
     """Per-sample, per-channel spatial normalisation (biased variance, eps 1e-8), in float32."""
-    x32 = x.astype(jnp.float32)
-    x32 = x32 - jnp.mean(x32, axis=(1, 2), keepdims=True)
-    x32 = x32 * jax.lax.rsqrt(jnp.mean(x32**2, axis=(1, 2), keepdims=True) + eps)
-    return x32.astype(x.dtype)
+    mean, inv_std = instance_norm_stats(x, eps)
+    return ((x.astype(jnp.float32) - mean) * inv_std).astype(x.dtype)
+
+
+_BLUR_TAPS = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16
 
 
 def blur(x: jax.Array) -> jax.Array:
     """Depthwise [1,2,1] x [1,2,1] / 16 filter, zero ('SAME') padding, stride 1.
 
-    Written as two separable 3-tap sums over static slices, which XLA fuses into one pass.
-    The filter is symmetric, so its gradient (the flipped filter) is the filter itself.
+    One depthwise convolution with the padding inside it, so no padded copy is materialised
+    (official ``_blur2d`` is the same depthwise conv). The filter is symmetric, so its input
+    gradient (the flipped filter) is the same stencil.
     """
-
-    def along(axis: int, y: jax.Array) -> jax.Array:
-        pad = [(0, 0)] * y.ndim
-        pad[axis] = (1, 1)
-        yp = jnp.pad(y, pad)
-        n = y.shape[axis]
-        take = lambda start: jax.lax.slice_in_dim(yp, start, start + n, axis=axis)  # noqa: E731
-        return (take(0) + 2 * take(1) + take(2)) * 0.25
-
-    return along(2, along(1, x))
+    c = x.shape[-1]
+    k = jnp.broadcast_to(jnp.asarray(_BLUR_TAPS, x.dtype)[:, :, None, None], (3, 3, 1, c))
+    return jax.lax.conv_general_dilated(x, k, (1, 1), ((1, 1), (1, 1)),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        feature_group_count=c)
 
 
 def upscale2d(x: jax.Array, factor: int = 2) -> jax.Array:
@@ -126,46 +136,48 @@ _UP_PHASE_TAPS = np.array([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], np.f
 
 def polyphase_upscale_conv(x: jax.Array, w: jax.Array) -> jax.Array:
     """Nearest 2x upsampling then a 3x3 SAME correlation with ``w`` (= ``_conv(upscale2d(x),
-    w)``), as one stride-1 2x2 conv at the input resolution producing the four output phases
-    as 4x the channels, then depth-to-space.
+    w)``), as four stride-1 2x2 convs at the input resolution, one per output phase
+    (row parity, column parity), interleaved (depth-to-space).
 
     Every output pixel reads a 2x2 input window, so this does 4/9 of the unfused work, and its
     gradients (w.r.t. input and weights, and R1's double backward) are plain stride-1
     convolutions, unlike a transposed conv whose weight gradient convolves a zero-stuffed input.
-    ``w`` may be float32 (the sub-kernels are summed before the cast to ``x.dtype``).
+    The padding is part of each conv (nothing padded is materialised). ``w`` may be float32:
+    the sub-kernels are summed before the cast to ``x.dtype``.
     """
     n, h, wd, _ = x.shape
-    cin, cout = w.shape[2], w.shape[3]
+    cout = w.shape[3]
     taps = jnp.asarray(_UP_PHASE_TAPS)
-    # k[a, b, ci, py, px, co]: tap (a, b) of the 2x2 window for output phase (py, px)
-    k = jnp.einsum("pai,qbj,ijco->abcpqo", taps, taps, w.astype(jnp.float32))
-    k = k.reshape(2, 2, cin, 4 * cout).astype(x.dtype)
-    # window j of the padded input covers x[j-1], x[j]: phase 0 of row i is window i,
-    # phase 1 is window i + 1
-    o = _conv(x, k, padding=((1, 1), (1, 1)))  # [N, H+1, W+1, 4 * Cout]
-    o = o.reshape(n, h + 1, wd + 1, 2, 2, cout)
-    rows = [jnp.stack([o[:, py:py + h, px:px + wd, py, px] for px in (0, 1)], axis=3)
-            for py in (0, 1)]
-    return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * wd, cout)
+    # k[py, px]: the 2x2 kernel of output phase (py, px)
+    k = jnp.einsum("pai,qbj,ijco->pqabco", taps, taps, w.astype(jnp.float32)).astype(x.dtype)
+    phases = [[_conv(x, k[py, px], padding=((1 - py, py), (1 - px, px))) for px in (0, 1)]
+              for py in (0, 1)]
+    y = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)  # [N, H, 2, W, 2, C]
+    return y.reshape(n, 2 * h, 2 * wd, cout)
 
 
 def polyphase_conv_downscale(x: jax.Array, w: jax.Array) -> jax.Array:
     """A 3x3 SAME correlation with ``w`` then 2x2 average pooling (= the official fused
-    ``conv2d_downscale2d``), as space-to-depth of the 1-padded input and one stride-1 2x2 conv
-    with the four phases of the 4x4 shifted-sum kernel x0.25 as 4x the input channels.
+    ``conv2d_downscale2d``), as space-to-depth and four stride-1 2x2 convs at the output
+    resolution, one per input phase, summed.
 
-    Same work as the strided 4x4 conv; no gradient is a convolution over a zero-stuffed input.
+    The strided 4x4 conv with the shifted-sum kernel x0.25 reads input row 2i + a - 1 with tap
+    a; input phase p (rows 2j + p) therefore meets taps 1 - p and 3 - p at j = i - p and
+    j = i - p + 1. Same work as the strided conv; no gradient is a convolution over a
+    zero-stuffed input, and nothing padded is materialised.
     """
     n, h, wd, c = x.shape
     if h % 2 or wd % 2:
         raise ValueError(f"downscaling needs even sizes, got {h}x{wd}")
-    cout = w.shape[3]
-    k = _shifted_sum_kernel(w.astype(jnp.float32)) * 0.25  # [4, 4, Cin, Cout], tap 2t + p
-    k = k.reshape(2, 2, 2, 2, c, cout).transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * c, cout)
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    s = xp.reshape(n, h // 2 + 1, 2, wd // 2 + 1, 2, c).transpose(0, 1, 3, 2, 4, 5)
-    s = s.reshape(n, h // 2 + 1, wd // 2 + 1, 4 * c)
-    return _conv(s, k.astype(x.dtype), padding="VALID")
+    k = _shifted_sum_kernel(w.astype(jnp.float32)) * 0.25  # [4, 4, Cin, Cout]
+    s = x.reshape(n, h // 2, 2, wd // 2, 2, c)
+    out = None
+    for p in (0, 1):
+        for q in (0, 1):
+            kpq = k[1 - p::2, 1 - q::2].astype(x.dtype)  # taps (1 - p, 3 - p) x (1 - q, 3 - q)
+            y = _conv(s[:, :, p, :, q], kpq, padding=((p, 1 - p), (q, 1 - q)))
+            out = y if out is None else out + y
+    return out
 
 
 def minibatch_stddev(x: jax.Array, group_size: int = 4, num_features: int = 1,
@@ -319,16 +331,26 @@ def draw_noise(module: nn.Module, shape: tuple[int, ...]) -> jax.Array:
 
 class StyleMod(nn.Module):
     """AdaIN style: an affine map of ``w`` (gain 1) to per-channel (scale, bias), then
-    ``x * (scale + 1) + bias`` (official ``style_mod``)."""
+    ``x * (scale + 1) + bias`` (official ``style_mod``).
+
+    With ``norm_stats=(mean, inv_std)`` (from :func:`instance_norm_stats`) the instance norm
+    that precedes it is folded in: ``x * a + b`` with per-(sample, channel) ``a = inv_std *
+    (scale + 1)`` and ``b = bias - mean * a``, one pass over ``x`` instead of two.
+    """
 
     dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, w: jax.Array,
+                 norm_stats: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
         c = x.shape[-1]
         style = Dense(2 * c, gain=1.0, dtype=jnp.float32, name="affine")(w)
-        scale, bias = style[:, None, None, :c], style[:, None, None, c:]
-        return (x.astype(jnp.float32) * (scale + 1) + bias).astype(x.dtype)
+        scale, bias = style[:, None, None, :c] + 1, style[:, None, None, c:]
+        if norm_stats is not None:
+            mean, inv_std = norm_stats
+            scale = inv_std * scale
+            bias = bias - mean * scale
+        return (x.astype(jnp.float32) * scale + bias).astype(x.dtype)
 
 
 def resolution_log2(resolution: int) -> int:

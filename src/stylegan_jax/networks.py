@@ -28,6 +28,7 @@ from stylegan_jax.layers import (
     blur,
     downscale2d,
     instance_norm,
+    instance_norm_stats,
     lrelu,
     minibatch_stddev,
     num_features,
@@ -161,6 +162,8 @@ class SynthesisLayer(nn.Module):
         x = lrelu(Bias(dtype=self.dtype, name="Bias")(x))
         if self.use_pixel_norm:
             x = pixel_norm(x)
+        if self.use_instance_norm and self.use_styles:  # one pass for both (StyleMod docs)
+            return StyleMod(dtype=self.dtype, name="StyleMod")(x, w, instance_norm_stats(x))
         if self.use_instance_norm:
             x = instance_norm(x)
         if self.use_styles:
