@@ -13,7 +13,7 @@ CONV = re.compile(
     r".*?lhs_dilate = \[([^\]]*)\].*?: \(tensor<([^>]*)>, tensor<([^>]*)>\) -> tensor<([^>]*)>")
 
 
-def tiny_config(resolution=32, fused_scale="true", resample_impl="polyphase"):
+def tiny_config(resolution=32, fused_scale="true", resample_impl="fused"):
     config = paper_config(resolution)
     config.G.update(dict(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2,
                          fmap_base=64, fmap_max=8, fused_scale=fused_scale,
@@ -56,16 +56,16 @@ def zero_stuffed_kernel_convs(stablehlo: str) -> list[str]:
 @pytest.fixture(scope="module")
 def lowered_texts():
     texts = {}
-    for impl in ("polyphase", "reference"):
+    for impl in ("fused", "reference"):
         lowered = bench.lower_iteration(tiny_config(resample_impl=impl), 32, 8)
         texts[impl] = lowered.as_text()
     return texts
 
 
 def test_no_gradient_convolves_a_zero_stuffed_input(lowered_texts):
-    convs = convolutions(lowered_texts["polyphase"])
+    convs = convolutions(lowered_texts["fused"])
     assert len(convs) > 50  # the parser sees the iteration's convolutions (fwd, bwd, R1)
-    assert zero_stuffed_kernel_convs(lowered_texts["polyphase"]) == []
+    assert zero_stuffed_kernel_convs(lowered_texts["fused"]) == []
     # positive control: the literal official ops have them (the weight gradients of G's
     # transposed up-convs in the G step, and R1's double backward through D's strided convs,
     # one per resampling layer: 3 + 3 at 32x32)

@@ -24,12 +24,12 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
         mapping_lrmul=0.01, normalize_latents=True,
         fmap_base=8192, fmap_decay=1.0, fmap_max=512,
         use_styles=True, const_input_layer=True, use_noise=True, use_pixel_norm=False,
-        use_instance_norm=True, fused_scale="auto", use_blur=True, resample_impl="polyphase",
+        use_instance_norm=True, fused_scale="auto", use_blur=True, resample_impl="fused",
         truncation_psi=0.7, truncation_cutoff=8, dlatent_avg_beta=0.995, style_mixing_prob=0.9,
     ))
     config.D = ml_collections.ConfigDict(dict(
         fmap_base=8192, fmap_decay=1.0, fmap_max=512, mbstd_group_size=4, mbstd_num_features=1,
-        fused_scale="auto", use_blur=True, resample_impl="polyphase",
+        fused_scale="auto", use_blur=True, resample_impl="fused",
     ))
     # Data: a dataset prepared by `stylegan-jax prepare` (stored at `resolution`).
     config.dataset = ml_collections.ConfigDict(dict(

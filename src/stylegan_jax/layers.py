@@ -129,55 +129,82 @@ def fused_conv_downscale(x: jax.Array, w: jax.Array) -> jax.Array:
     return _conv(x, k, stride=2, padding=((1, 1), (1, 1)))
 
 
-# Nearest-up then a 3-tap SAME correlation, per output phase p (row 2i + p): phase 0 reads
-# x[i-1], x[i] with taps (w0, w1 + w2); phase 1 reads x[i], x[i+1] with taps (w0 + w1, w2).
-_UP_PHASE_TAPS = np.array([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], np.float32)
+def _stride2_conv(x: jax.Array, k: jax.Array) -> jax.Array:
+    """Stride-2 correlation with a 4x4 HWIO kernel, padded 1 on each side (the official fused
+    down-conv's op)."""
+    return _conv(x, k, stride=2, padding=((1, 1), (1, 1)))
 
 
-def polyphase_upscale_conv(x: jax.Array, w: jax.Array) -> jax.Array:
-    """Nearest 2x upsampling then a 3x3 SAME correlation with ``w`` (= ``_conv(upscale2d(x),
-    w)``), as four stride-1 2x2 convs at the input resolution, one per output phase
-    (row parity, column parity), interleaved (depth-to-space).
+def _swap_io(k: jax.Array) -> jax.Array:
+    return jnp.swapaxes(k, 2, 3)
 
-    Every output pixel reads a 2x2 input window, so this does 4/9 of the unfused work, and its
-    gradients (w.r.t. input and weights, and R1's double backward) are plain stride-1
-    convolutions, unlike a transposed conv whose weight gradient convolves a zero-stuffed input.
-    The padding is part of each conv (nothing padded is materialised). ``w`` may be float32:
-    the sub-kernels are summed before the cast to ``x.dtype``.
+
+def _stride2_weight_grad(x: jax.Array, g: jax.Array, k: jax.Array) -> jax.Array:
+    """Weight gradient of :func:`_stride2_conv` at input ``x`` for output cotangent ``g``: a
+    convolution of ``x`` with ``g`` as a 2-dilated window (cuDNN's backward-filter kernel)."""
+    return jax.vjp(lambda kk: _stride2_conv(x, kk), k)[1](g)[0]
+
+
+@jax.custom_vjp
+def stride2_conv(x: jax.Array, k: jax.Array) -> jax.Array:
+    """:func:`_stride2_conv` whose input gradient is :func:`stride2_transpose_conv` (so R1's
+    double backward differentiates that op's stated gradients, not a zero-stuffed conv)."""
+    return _stride2_conv(x, k)
+
+
+def _stride2_conv_fwd(x, k):
+    return _stride2_conv(x, k), (x, k)
+
+
+def _stride2_conv_bwd(res, g):
+    x, k = res
+    return stride2_transpose_conv(g, _swap_io(k)), _stride2_weight_grad(x, g, k)
+
+
+stride2_conv.defvjp(_stride2_conv_fwd, _stride2_conv_bwd)
+
+
+def _stride2_transpose(x: jax.Array, k: jax.Array) -> jax.Array:
+    n, h, w, _ = x.shape
+    z = jax.ShapeDtypeStruct((n, 2 * h, 2 * w, k.shape[3]), x.dtype)
+    return jax.linear_transpose(lambda zz: _stride2_conv(zz, _swap_io(k)), z)(x)[0]
+
+
+@jax.custom_vjp
+def stride2_transpose_conv(x: jax.Array, k: jax.Array) -> jax.Array:
+    """TF ``conv2d_transpose(x, k, strides 2, 'SAME')`` with a 4x4 ``[k, k, C_in, C_out]``
+    kernel: the adjoint of :func:`_stride2_conv` with the kernel's channel axes swapped.
+
+    Its gradients are stated rather than derived: the input gradient is :func:`stride2_conv`
+    and the weight gradient is the strided conv's backward-filter convolution (a 2-dilated
+    window), where autodiff would convolve a 2x zero-stuffed input, which XLA's GPU compiler
+    cannot map to cuDNN and pads 4x instead.
     """
-    n, h, wd, _ = x.shape
-    cout = w.shape[3]
-    taps = jnp.asarray(_UP_PHASE_TAPS)
-    # k[py, px]: the 2x2 kernel of output phase (py, px)
-    k = jnp.einsum("pai,qbj,ijco->pqabco", taps, taps, w.astype(jnp.float32)).astype(x.dtype)
-    phases = [[_conv(x, k[py, px], padding=((1 - py, py), (1 - px, px))) for px in (0, 1)]
-              for py in (0, 1)]
-    y = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)  # [N, H, 2, W, 2, C]
-    return y.reshape(n, 2 * h, 2 * wd, cout)
+    return _stride2_transpose(x, k)
 
 
-def polyphase_conv_downscale(x: jax.Array, w: jax.Array) -> jax.Array:
-    """A 3x3 SAME correlation with ``w`` then 2x2 average pooling (= the official fused
-    ``conv2d_downscale2d``), as space-to-depth and four stride-1 2x2 convs at the output
-    resolution, one per input phase, summed.
+def _stride2_transpose_fwd(x, k):
+    return _stride2_transpose(x, k), (x, k)
 
-    The strided 4x4 conv with the shifted-sum kernel x0.25 reads input row 2i + a - 1 with tap
-    a; input phase p (rows 2j + p) therefore meets taps 1 - p and 3 - p at j = i - p and
-    j = i - p + 1. Same work as the strided conv; no gradient is a convolution over a
-    zero-stuffed input, and nothing padded is materialised.
-    """
-    n, h, wd, c = x.shape
-    if h % 2 or wd % 2:
-        raise ValueError(f"downscaling needs even sizes, got {h}x{wd}")
-    k = _shifted_sum_kernel(w.astype(jnp.float32)) * 0.25  # [4, 4, Cin, Cout]
-    s = x.reshape(n, h // 2, 2, wd // 2, 2, c)
-    out = None
-    for p in (0, 1):
-        for q in (0, 1):
-            kpq = k[1 - p::2, 1 - q::2].astype(x.dtype)  # taps (1 - p, 3 - p) x (1 - q, 3 - q)
-            y = _conv(s[:, :, p, :, q], kpq, padding=((p, 1 - p), (q, 1 - q)))
-            out = y if out is None else out + y
-    return out
+
+def _stride2_transpose_bwd(res, g):
+    x, k = res
+    return stride2_conv(g, _swap_io(k)), _swap_io(_stride2_weight_grad(g, x, _swap_io(k)))
+
+
+stride2_transpose_conv.defvjp(_stride2_transpose_fwd, _stride2_transpose_bwd)
+
+
+def fused_upscale_conv_stated_grads(x: jax.Array, w: jax.Array) -> jax.Array:
+    """:func:`fused_upscale_conv` through :func:`stride2_transpose_conv` (same values; no
+    gradient convolves a zero-stuffed input)."""
+    return stride2_transpose_conv(x, _shifted_sum_kernel(w))
+
+
+def fused_conv_downscale_stated_grads(x: jax.Array, w: jax.Array) -> jax.Array:
+    """:func:`fused_conv_downscale` through :func:`stride2_conv` (same values; R1's double
+    backward differentiates the stated gradients)."""
+    return stride2_conv(x, _shifted_sum_kernel(w) * 0.25)
 
 
 def minibatch_stddev(x: jax.Array, group_size: int = 4, num_features: int = 1,
@@ -246,7 +273,7 @@ class Bias(nn.Module):
         return x + (b * self.lrmul).astype(x.dtype)
 
 
-RESAMPLE_IMPLS = ("polyphase", "reference")
+RESAMPLE_IMPLS = ("fused", "reference")
 
 
 def check_resample_impl(impl: str) -> str:
@@ -263,10 +290,11 @@ class Conv2D(nn.Module):
     conv when ``fused``, which equals nearest-up then conv with the flipped kernel); ``'down'``
     (conv then 2x2 average, or the official fused stride-2 conv when ``fused``: the same
     function). ``fused`` selects the official layer, i.e. what the parameters mean; ``impl``
-    selects how it is computed: ``'polyphase'`` (every resampling conv as a stride-1 conv at the
-    low resolution plus depth-to-space / space-to-depth, whatever ``fused`` says) or
-    ``'reference'`` (the official ops literally: upsample/pool around a full-resolution conv,
-    or the transposed / strided conv). The kernel is stored HWIO as ``[k, k, C_in, C_out]``.
+    selects how it is computed: ``'fused'`` (the fused ops at every resolution, whatever
+    ``fused`` says, with stated gradients: see :func:`stride2_transpose_conv`) or
+    ``'reference'`` (the official ops literally: upsample/pool around a full-resolution conv
+    below 128, the transposed / strided conv with autodiff gradients above). The kernel is
+    stored HWIO as ``[k, k, C_in, C_out]`` like the official one.
     """
 
     features: int
@@ -274,24 +302,23 @@ class Conv2D(nn.Module):
     gain: float = SQRT2
     resample: str | None = None
     fused: bool = False
-    impl: str = "polyphase"
+    impl: str = "fused"
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k, cin = self.kernel_size, x.shape[-1]
         kernel = self.param("kernel", _equalized_init(1.0), (k, k, cin, self.features))
-        w32 = kernel * equalized_scale(k * k * cin, self.gain, 1.0)
-        w = w32.astype(self.dtype)
+        w = (kernel * equalized_scale(k * k * cin, self.gain, 1.0)).astype(self.dtype)
         x = x.astype(self.dtype)
         if self.resample not in (None, "up", "down"):
             raise ValueError(f"resample must be None, 'up' or 'down', got {self.resample!r}")
         if self.resample is None:
             return _conv(x, w)
-        if check_resample_impl(self.impl) == "polyphase" and k == 3:
-            if self.resample == "up":
-                return polyphase_upscale_conv(x, w32[::-1, ::-1] if self.fused else w32)
-            return polyphase_conv_downscale(x, w32)
+        if check_resample_impl(self.impl) == "fused" and k == 3:
+            if self.resample == "up":  # nearest-up + conv(w) == fused up-conv(flipped w)
+                return fused_upscale_conv_stated_grads(x, w if self.fused else w[::-1, ::-1])
+            return fused_conv_downscale_stated_grads(x, w)
         if self.resample == "up":
             return fused_upscale_conv(x, w) if self.fused else _conv(upscale2d(x), w)
         return fused_conv_downscale(x, w) if self.fused else downscale2d(_conv(x, w))

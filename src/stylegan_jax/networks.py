@@ -67,7 +67,7 @@ class ConvLayer(nn.Module):
     resample: str | None = None
     fused: bool = False
     activate: bool = True
-    resample_impl: str = "polyphase"
+    resample_impl: str = "fused"
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -135,7 +135,7 @@ class SynthesisLayer(nn.Module):
     use_pixel_norm: bool = False
     use_instance_norm: bool = True
     use_styles: bool = True
-    resample_impl: str = "polyphase"
+    resample_impl: str = "fused"
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -192,7 +192,7 @@ class SynthesisNetwork(nn.Module):
     use_instance_norm: bool = True
     fused_scale: bool | str = "auto"
     use_blur: bool = True
-    resample_impl: str = "polyphase"
+    resample_impl: str = "fused"
     dtype: Dtype = jnp.float32
 
     def nf(self, stage: int) -> int:
@@ -308,7 +308,7 @@ class Generator(nn.Module):
     truncation_cutoff: int = 8
     dlatent_avg_beta: float = 0.995
     style_mixing_prob: float = 0.9
-    resample_impl: str = "polyphase"
+    resample_impl: str = "fused"
     dtype: Dtype = jnp.float32
 
     @property
@@ -427,7 +427,7 @@ class Discriminator(nn.Module):
     mbstd_num_shards: int = 1
     fused_scale: bool | str = "auto"
     use_blur: bool = True
-    resample_impl: str = "polyphase"
+    resample_impl: str = "fused"
     dtype: Dtype = jnp.float32
 
     def nf(self, stage: int) -> int:
