@@ -16,10 +16,9 @@ CONV = re.compile(
 def tiny_config(resolution=32, fused_scale="true", resample_impl="fused"):
     config = paper_config(resolution)
     config.G.update(dict(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2,
-                         fmap_base=64, fmap_max=8, fused_scale=fused_scale,
-                         resample_impl=resample_impl))
-    config.D.update(dict(fmap_base=64, fmap_max=8, fused_scale=fused_scale,
-                         resample_impl=resample_impl))
+                         fmap_base=64, fmap_max=8, fused_scale=fused_scale))
+    config.D.update(dict(fmap_base=64, fmap_max=8, fused_scale=fused_scale))
+    config.resample_impl = resample_impl
     return config
 
 

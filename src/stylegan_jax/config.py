@@ -24,12 +24,12 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
         mapping_lrmul=0.01, normalize_latents=True,
         fmap_base=8192, fmap_decay=1.0, fmap_max=512,
         use_styles=True, const_input_layer=True, use_noise=True, use_pixel_norm=False,
-        use_instance_norm=True, fused_scale="auto", use_blur=True, resample_impl="fused",
+        use_instance_norm=True, fused_scale="auto", use_blur=True,
         truncation_psi=0.7, truncation_cutoff=8, dlatent_avg_beta=0.995, style_mixing_prob=0.9,
     ))
     config.D = ml_collections.ConfigDict(dict(
         fmap_base=8192, fmap_decay=1.0, fmap_max=512, mbstd_group_size=4, mbstd_num_features=1,
-        fused_scale="auto", use_blur=True, resample_impl="fused",
+        fused_scale="auto", use_blur=True,
     ))
     # Data: a dataset prepared by `stylegan-jax prepare` (stored at `resolution`).
     config.dataset = ml_collections.ConfigDict(dict(
@@ -61,6 +61,10 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
     config.minibatch_repeats = 4  # schedule re-evaluated every 4 minibatches
     config.max_nonfinite_steps = 50  # stop after this many non-finite updates in a row
     config.compute_dtype = "float32"  # or "bfloat16" (params and Adam state stay float32)
+    # How G's up- and D's down-convs are computed (not what they compute; checkpoints do not
+    # depend on it): "fused" (the official fused ops at every resolution, with stated gradients)
+    # or "reference" (the official ops literally, as fused_scale says).
+    config.resample_impl = "fused"
     config.seed = 1000
     # Logging and checkpoints (ticks are sched.tick_kimg* thousand images long).
     config.image_snapshot_ticks = 1

@@ -63,7 +63,8 @@ def build_models(config: ml_collections.ConfigDict) -> tuple[Generator, Discrimi
     if config.compute_dtype not in dtypes:
         raise ValueError(f"config.compute_dtype must be one of {sorted(dtypes)}, "
                          f"got {config.compute_dtype!r}")
-    return build_networks(config, dtype=dtypes[config.compute_dtype])
+    return build_networks(config, dtype=dtypes[config.compute_dtype],
+                          resample_impl=config.get("resample_impl", "fused"))
 
 
 def init_train_state(config: ml_collections.ConfigDict, G: Generator, D: Discriminator,
