@@ -181,7 +181,7 @@ def test_skip_bad_skips_and_counts(tmp_path, bad_folder):
     done = prepare_dataset("image_folder", tmp_path / "out", source=bad_folder, resolution=16,
                            skip_bad=True)
     assert done.num_examples == 3
-    assert done.skipped == ("text.jpg", "tiny.png", "truncated.png")
+    assert list(done.skipped) == ["text.jpg", "tiny.png", "truncated.png"]
 
 
 def test_empty_and_missing_sources(tmp_path):

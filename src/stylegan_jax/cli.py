@@ -1,31 +1,47 @@
 """The ``stylegan-jax`` command line: ``stylegan-jax COMMAND [--flags]``.
 
-Thin by design: each command parses its own absl flags (configs via ml_collections
-``--config FILE`` with ``--config.field=value`` overrides) and calls the library.
+Thin by design: each command parses its own absl flags (configs via ``--config FILE`` with
+``--config.field=value`` overrides) and calls the library. A user mistake (``UsageError``:
+a bad flag, config field or path) is printed as one line, ``stylegan-jax CMD: error: ...``,
+with exit status 2; any other exception is a bug and keeps its traceback. ``--debug`` (or
+``STYLEGAN_JAX_DEBUG=1``) shows the traceback of every error.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
+import types
 from collections.abc import Callable, Sequence
 
 from absl import flags
 from ml_collections import config_flags
 
+from stylegan_jax import config_file
+from stylegan_jax.errors import UsageError, require_dir
+
 
 def _config_flag(fv: flags.FlagValues, prog: str, argv: Sequence[str]) -> flags.FlagHolder:
-    """``--config FILE`` plus its ``--config.field=value`` overrides, read from ``argv``."""
-    return config_flags.DEFINE_config_file(
-        "config", None, "Experiment config file (experiments/*.py).", flag_values=fv,
-        lock_config=True, sys_argv=[prog, *argv],
-    )
+    """``--config FILE`` plus its ``--config.field=value`` overrides, read from ``argv``: the
+    file is loaded and every override checked to name a field before absl parses the values."""
+    path, rest = config_file.split_argv(argv)
+    if path is None:
+        return types.SimpleNamespace(value=None)
+    config = config_file.load(path)
+    config_file.check_overrides(config, rest)
+    return config_flags.DEFINE_config_dict(
+        "config", config, "Experiment config file (experiments/*.py).", flag_values=fv,
+        lock_config=True, sys_argv=[prog, *rest])
 
 
 def _parse(fv: flags.FlagValues, prog: str, argv: Sequence[str]) -> None:
+    if "config" in fv:  # the file was loaded by _config_flag; absl parses the overrides
+        argv = config_file.split_argv(argv)[1]
     try:
         fv([prog, *argv])
     except flags.Error as e:
-        raise SystemExit(f"{prog}: {e}\n\nFlags:\n{fv.main_module_help()}") from None
+        raise UsageError(e) from e
 
 
 def summary(argv: Sequence[str]) -> None:
@@ -35,8 +51,11 @@ def summary(argv: Sequence[str]) -> None:
     config = _config_flag(fv, prog, argv)
     _parse(fv, prog, argv)
     if config.value is None:
-        raise SystemExit("stylegan-jax summary: --config FILE is required")
+        raise UsageError("--config FILE is required")
     from stylegan_jax import summary as summary_lib
+    from stylegan_jax.validate import check_config
+
+    check_config(config.value)
 
     print(summary_lib.network_summary(config.value))
 
@@ -54,7 +73,7 @@ def prepare(argv: Sequence[str]) -> None:
                                  flag_values=fv)
     resolution = flags.DEFINE_integer("resolution", None, "Stored resolution, a power of "
                                       "two (default: ffhq 1024, image_folder 256).",
-                                      flag_values=fv)
+                                      lower_bound=1, flag_values=fv)
     fit = flags.DEFINE_enum("fit", "crop", ["crop", "pad"], "image_folder: centre-crop or "
                             "black-pad non-square images.", flag_values=fv)
     skip_bad = flags.DEFINE_bool("skip_bad", False, "Skip unusable source files (with a "
@@ -62,12 +81,13 @@ def prepare(argv: Sequence[str]) -> None:
     overwrite = flags.DEFINE_bool("overwrite", False, "Replace an existing prepared copy.",
                                   flag_values=fv)
     workers = flags.DEFINE_integer("workers", None, "Decoding threads (default: all cores).",
-                                   flag_values=fv)
+                                   lower_bound=1, flag_values=fv)
     _parse(fv, prog, argv)
     if dataset.value is None or data_dir.value is None:
-        raise SystemExit(f"{prog}: --dataset and --data_dir are required")
+        raise UsageError("--dataset and --data_dir are required")
     from stylegan_jax.data import builders
     from stylegan_jax.data import prepare as prepare_lib
+    from stylegan_jax.data.images import describe_files
 
     try:
         done = prepare_lib.prepare_dataset(
@@ -75,9 +95,13 @@ def prepare(argv: Sequence[str]) -> None:
             fit=fit.value, skip_bad=skip_bad.value, overwrite=overwrite.value,
             workers=workers.value)
     except (builders.SourceError, FileExistsError, FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"{prog}: {e}") from None
+        raise UsageError(e) from e
+    if done.ignored:
+        print(f"note: ignored {len(done.ignored)} files that are not source images: "
+              f"{describe_files(done.ignored)}", file=sys.stderr)
     if done.skipped:
-        print(f"warning: skipped {len(done.skipped)} unusable source files", file=sys.stderr)
+        print(f"warning: skipped {len(done.skipped)} unusable source images (--skip_bad): "
+              f"{describe_files(done.skipped)}", file=sys.stderr)
     labels = f", {done.num_classes} classes" if done.num_classes else ""
     print(f"Prepared {done.num_examples} images{labels} as '{done.name}' in {done.path}\n"
           f"Train or benchmark with --data_dir {data_dir.value} --dataset {done.name}")
@@ -91,21 +115,26 @@ def data_bench(argv: Sequence[str]) -> None:
                                    flag_values=fv)
     dataset = flags.DEFINE_string("dataset", None, "Prepared dataset, e.g. digits or "
                                   "ffhq/256 (as printed by prepare).", flag_values=fv)
-    batch = flags.DEFINE_integer("batch", 64, "Global batch size.", flag_values=fv)
-    steps = flags.DEFINE_integer("steps", 50, "Timed batches.", flag_values=fv)
+    batch = flags.DEFINE_integer("batch", 64, "Global batch size.", lower_bound=1,
+                                 flag_values=fv)
+    steps = flags.DEFINE_integer("steps", 50, "Timed batches.", lower_bound=1, flag_values=fv)
     workers = flags.DEFINE_integer("workers", None, "Reader threads (default: cores, <=32).",
-                                   flag_values=fv)
-    prefetch = flags.DEFINE_integer("prefetch", 4, "Host batches in flight.", flag_values=fv)
+                                   lower_bound=1, flag_values=fv)
+    prefetch = flags.DEFINE_integer("prefetch", 4, "Host batches in flight.", lower_bound=1,
+                                    flag_values=fv)
     mirror = flags.DEFINE_bool("mirror", True, "Random horizontal flips.", flag_values=fv)
     _parse(fv, prog, argv)
     if data_dir.value is None or dataset.value is None:
-        raise SystemExit(f"{prog}: --data_dir and --dataset are required")
+        raise UsageError("--data_dir and --dataset are required")
     from stylegan_jax.data.bench import images_per_second
     from stylegan_jax.data.pipeline import InputPipeline
 
     with InputPipeline(data_dir.value, dataset.value, mirror=mirror.value,
                        workers=workers.value, prefetch=prefetch.value) as pipeline:
-        rate = images_per_second(pipeline, batch.value, steps.value)
+        try:
+            rate = images_per_second(pipeline, batch.value, steps.value)
+        except ValueError as e:  # a batch the devices cannot split
+            raise UsageError(f"--batch {batch.value}: {e}") from e
         print(f"{dataset.value}: {pipeline.num_examples} images of {pipeline.resolution}x"
               f"{pipeline.resolution}, batch {batch.value}: {rate:,.0f} images/s")
 
@@ -122,22 +151,28 @@ def train(argv: Sequence[str]) -> None:
                                       "Slurm are detected automatically).", flag_values=fv)
     num_processes = flags.DEFINE_integer("num_processes", None, "With "
                                          "--coordinator_address: the number of processes.",
-                                         flag_values=fv)
+                                         lower_bound=1, flag_values=fv)
     process_id = flags.DEFINE_integer("process_id", None, "With --coordinator_address: this "
-                                      "process's index.", flag_values=fv)
+                                      "process's index.", lower_bound=0, flag_values=fv)
     _parse(fv, prog, argv)
     if config.value is None or workdir.value is None:
-        raise SystemExit(f"{prog}: --config FILE and --workdir DIR are required")
+        raise UsageError("--config FILE and --workdir DIR are required")
+    require_dir(workdir.value, "--workdir")
     import logging
 
     from stylegan_jax import parallel, training_loop
     from stylegan_jax.metrics.weights import WeightsError
+    from stylegan_jax.validate import check_config
+
+    check_config(config.value)  # before config.json is (re)written
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     parallel.initialize_distributed(coordinator.value, num_processes.value, process_id.value)
     try:
         training_loop.train(config.value, workdir.value)
-    except (ValueError, FileNotFoundError, WeightsError, training_loop.NonFiniteError) as e:
+    except (ValueError, FileNotFoundError, WeightsError) as e:
+        raise UsageError(e) from e
+    except training_loop.NonFiniteError as e:
         raise SystemExit(f"{prog}: {e}") from None
 
 
@@ -147,23 +182,31 @@ def bench_train(argv: Sequence[str]) -> None:
     fv = flags.FlagValues()
     config = _config_flag(fv, prog, argv)
     resolution = flags.DEFINE_integer("resolution", None, "Phase resolution to time "
-                                      "(default: the config's).", flag_values=fv)
-    batch = flags.DEFINE_integer("batch", 32, "Global batch size.", flag_values=fv)
-    steps = flags.DEFINE_integer("steps", 20, "Timed iterations.", flag_values=fv)
+                                      "(default: the config's).", lower_bound=4,
+                                      flag_values=fv)
+    batch = flags.DEFINE_integer("batch", 32, "Global batch size.", lower_bound=1,
+                                 flag_values=fv)
+    steps = flags.DEFINE_integer("steps", 20, "Timed iterations.", lower_bound=1,
+                                 flag_values=fv)
     cost = flags.DEFINE_bool("cost", False, "Also print XLA's cost analysis of the iteration "
                              "(GFLOP and GB accessed per image).", flag_values=fv)
     cost_only = flags.DEFINE_bool("cost_only", False, "Print the cost analysis and skip the "
                                   "timing (needs no accelerator).", flag_values=fv)
     _parse(fv, prog, argv)
     if config.value is None:
-        raise SystemExit(f"{prog}: --config FILE is required")
+        raise UsageError("--config FILE is required")
     from stylegan_jax import bench as bench_lib
+    from stylegan_jax.validate import check_config, check_phase_resolution
 
-    res = resolution.value or config.value.resolution
-    if cost.value or cost_only.value:
-        print(bench_lib.iteration_cost(config.value, res, batch.value))
-    if not cost_only.value:
-        print(bench_lib.bench_train(config.value, res, batch.value, steps.value))
+    check_config(config.value)
+    res = check_phase_resolution(resolution.value or config.value.resolution, config.value)
+    try:
+        if cost.value or cost_only.value:
+            print(bench_lib.iteration_cost(config.value, res, batch.value))
+        if not cost_only.value:
+            print(bench_lib.bench_train(config.value, res, batch.value, steps.value))
+    except ValueError as e:  # e.g. a batch the devices cannot split
+        raise UsageError(e) from e
 
 
 def metrics(argv: Sequence[str]) -> None:
@@ -172,7 +215,7 @@ def metrics(argv: Sequence[str]) -> None:
     fv = flags.FlagValues()
     workdir = flags.DEFINE_string("workdir", None, "Run directory.", flag_values=fv)
     checkpoint = flags.DEFINE_integer("checkpoint", None, "Checkpoint (images seen); default "
-                                      "the latest.", flag_values=fv)
+                                      "the latest.", lower_bound=0, flag_values=fv)
     names = flags.DEFINE_list("metrics", ["fid50k", "ppl_zfull", "ppl_wfull", "ppl_zend",
                                           "ppl_wend", "ls"], "Metrics to compute.",
                               flag_values=fv)
@@ -186,15 +229,18 @@ def metrics(argv: Sequence[str]) -> None:
                                 "vgg16.ckpt, or $STYLEGAN_JAX_LPIPS).", flag_values=fv)
     data_dir = flags.DEFINE_string("data_dir", None, "Prepared datasets (default: the run's "
                                    "config.dataset.data_dir).", flag_values=fv)
-    batch_size = flags.DEFINE_integer("batch_size", 64, "Global batch size.", flag_values=fv)
-    seed = flags.DEFINE_integer("seed", 0, "Sampling seed.", flag_values=fv)
+    batch_size = flags.DEFINE_integer("batch_size", 64, "Global batch size.", lower_bound=1,
+                                      flag_values=fv)
+    seed = flags.DEFINE_integer("seed", 0, "Sampling seed.", lower_bound=0, flag_values=fv)
     cache_dir = flags.DEFINE_string("cache_dir", None, "Where real FID statistics are cached "
                                     "(default ~/.cache/stylegan-jax/fid).", flag_values=fv)
     num_samples = flags.DEFINE_integer("num_samples", None, "Override every metric's sample "
-                                       "count (quick checks).", flag_values=fv)
+                                       "count (quick checks).", lower_bound=2,
+                                       flag_values=fv)
     _parse(fv, prog, argv)
     if workdir.value is None:
-        raise SystemExit(f"{prog}: --workdir is required")
+        raise UsageError("--workdir is required")
+    require_dir(workdir.value, "--workdir")
     from stylegan_jax.metrics import run as run_lib
     from stylegan_jax.metrics.weights import WeightsError
 
@@ -207,7 +253,7 @@ def metrics(argv: Sequence[str]) -> None:
             batch_size=batch_size.value, seed=seed.value, num_samples=num_samples.value,
             **extra)
     except (ValueError, FileNotFoundError, WeightsError) as e:
-        raise SystemExit(f"{prog}: {e}") from None
+        raise UsageError(e) from e
     for name, value in results.items():
         print(f"{name}: {value:.4f}")
 
@@ -218,11 +264,11 @@ def _sampling_flags(fv: flags.FlagValues) -> dict[str, flags.FlagHolder]:
         workdir=flags.DEFINE_string("workdir", None, "Run directory (or one checkpoint "
                                     "directory WORKDIR/checkpoints/STEP).", flag_values=fv),
         checkpoint=flags.DEFINE_integer("checkpoint", None, "Checkpoint (images seen); "
-                                        "default the latest.", flag_values=fv),
+                                        "default the latest.", lower_bound=0, flag_values=fv),
         psi=flags.DEFINE_float("psi", None, "Truncation psi in [-2, 2] (default: none).",
                                flag_values=fv),
         cutoff=flags.DEFINE_integer("cutoff", None, "Truncate layers below this (default: "
-                                    "the config's, 8).", flag_values=fv),
+                                    "the config's, 8).", lower_bound=0, flag_values=fv),
         noise_seed=flags.DEFINE_integer("noise_seed", 0, "Fixed noise realisation.",
                                         flag_values=fv),
         class_index=flags.DEFINE_integer("class_index", None, "Class of a conditional "
@@ -238,10 +284,12 @@ def generate(argv: Sequence[str]) -> None:
     common = _sampling_flags(fv)
     seeds = flags.DEFINE_string("seeds", None, "Seeds, e.g. 0-99 or 1,5,7.", flag_values=fv)
     batch_size = flags.DEFINE_integer("batch_size", 32, "Images per device batch.",
-                                      flag_values=fv)
+                                      lower_bound=1, flag_values=fv)
     _parse(fv, prog, argv)
     if None in (common["workdir"].value, common["outdir"].value, seeds.value):
-        raise SystemExit(f"{prog}: --workdir, --seeds and --outdir are required")
+        raise UsageError("--workdir, --seeds and --outdir are required")
+    require_dir(common["workdir"].value, "--workdir")
+    require_dir(common["outdir"].value, "--outdir")
     from pathlib import Path
 
     from stylegan_jax import generate as gen
@@ -256,7 +304,7 @@ def generate(argv: Sequence[str]) -> None:
                                 class_index=common["class_index"].value,
                                 batch_size=batch_size.value)
     except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"{prog}: {e}") from None
+        raise UsageError(e) from e
     outdir = Path(common["outdir"].value)
     for seed, image in zip(seed_list, to_uint8(images), strict=True):
         save_png(outdir / f"seed{seed:04d}.png", image)
@@ -280,15 +328,18 @@ def figure(argv: Sequence[str]) -> None:
     psis = flags.DEFINE_list("psis", ["1", "0.7", "0.5", "0", "-0.5", "-1"],
                              "truncation: the psi columns.", flag_values=fv)
     steps = flags.DEFINE_integer("steps", 16, "interpolation: frames per pair of seeds.",
-                                 flag_values=fv)
+                                 lower_bound=1, flag_values=fv)
     space = flags.DEFINE_enum("space", "w", ["w", "z"], "interpolation: lerp in W or slerp "
                               "in Z.", flag_values=fv)
-    fps = flags.DEFINE_float("fps", 12.0, "interpolation: GIF frame rate.", flag_values=fv)
+    fps = flags.DEFINE_float("fps", 12.0, "interpolation: GIF frame rate.", lower_bound=0.1,
+                             upper_bound=100.0, flag_values=fv)
     samples = flags.DEFINE_integer("samples", 32, "noise: realisations for the std map.",
-                                   flag_values=fv)
+                                   lower_bound=2, flag_values=fv)
     _parse(fv, prog, argv)
     if None in (common["workdir"].value, common["outdir"].value, kind.value):
-        raise SystemExit(f"{prog}: --workdir, --kind and --outdir are required")
+        raise UsageError("--workdir, --kind and --outdir are required")
+    require_dir(common["workdir"].value, "--workdir")
+    require_dir(common["outdir"].value, "--outdir")
     from stylegan_jax import figures
     from stylegan_jax import generate as gen
 
@@ -309,7 +360,7 @@ def figure(argv: Sequence[str]) -> None:
             samples=samples.value, noise=common["noise_seed"].value,
             class_index=common["class_index"].value)
     except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"{prog}: {e}") from None
+        raise UsageError(e) from e
     print("\n".join(f"Wrote {path}" for path in written))
 
 
@@ -325,8 +376,21 @@ COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
 }
 
 
+class _UsageExit(SystemExit):
+    """Exit status 2 whose ``str`` is the printed line (what tests match on)."""
+
+    def __init__(self, line: str):
+        super().__init__(2)
+        self.line = line
+
+    def __str__(self) -> str:
+        return self.line
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("STYLEGAN_JAX_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print("usage: stylegan-jax COMMAND [--flags]\n\ncommands:")
         for name, fn in COMMANDS.items():
@@ -334,8 +398,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(0 if argv else 2)
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        raise SystemExit(f"stylegan-jax: unknown command {command!r}; one of {sorted(COMMANDS)}")
-    COMMANDS[command](rest)
+        line = f"stylegan-jax: error: unknown command {command!r}; one of {sorted(COMMANDS)}"
+        print(line, file=sys.stderr)
+        raise _UsageExit(line)
+    try:
+        COMMANDS[command](rest)
+    except UsageError as e:
+        if debug:
+            traceback.print_exception(e)
+        line = f"stylegan-jax {command}: error: {e}"
+        print(line, file=sys.stderr)
+        raise _UsageExit(line) from None
+    except SystemExit as e:
+        if debug and e.__context__ is not None:
+            traceback.print_exception(e.__context__)
+        raise
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from stylegan_jax import parallel, training
 from stylegan_jax.checkpoint import Checkpointer, StopSignal, network_mismatches
 from stylegan_jax.compile_cache import enable_compilation_cache
 from stylegan_jax.data.pipeline import InputPipeline
+from stylegan_jax.data.prepared import open_prepared
 from stylegan_jax.layers import upscale2d
 from stylegan_jax.logs import RunWriter, image_grid, to_uint8
 from stylegan_jax.metrics.frechet import FeatureExtractor
@@ -68,7 +69,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
           mesh: jax.sharding.Mesh | None = None,
           fid_extractor: FeatureExtractor | None = None) -> training.TrainState:
     """Trains (or resumes) the run in ``workdir`` until ``config.total_kimg`` or a stop signal.
-    ``fid_extractor`` replaces the Inception network of periodic FID (tests)."""
+    ``fid_extractor`` replaces the Inception network of periodic FID (tests). A dataset that
+    is not prepared raises ``DatasetNotPreparedError`` before anything is written."""
+    open_prepared(config.dataset.data_dir, config.dataset.name)
     enable_compilation_cache(workdir)
     with contextlib.ExitStack() as cleanup:
         return _train(config, Path(workdir), mesh or parallel.make_mesh(), fid_extractor,

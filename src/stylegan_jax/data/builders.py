@@ -54,6 +54,7 @@ class Plan:
     load: Callable[[str], np.ndarray]  # key -> uint8 [R, R, 3]
     class_names: list[str] = dataclasses.field(default_factory=list)
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> reason
+    ignored: dict[str, str] = dataclasses.field(default_factory=dict)  # non-image -> reason
 
 
 class _ImageBuilder(tfds.core.ShardBasedBuilder, skip_registration=True):
@@ -129,7 +130,9 @@ class _ImageBuilder(tfds.core.ShardBasedBuilder, skip_registration=True):
                     labelled: bool) -> Plan:
         """Decodes and checks every file of ``source`` (threads), then applies the policy."""
         if not source.keys:
-            raise SourceError(f"no .png/.jpg/.jpeg/.webp images found in {source.path}")
+            others = (f" (only other files: {images_lib.describe_files(source.ignored)})"
+                      if source.ignored else "")
+            raise SourceError(f"no .png/.jpg/.jpeg/.webp images found in {source.path}{others}")
 
         def probe(key: str) -> str | None:
             try:
@@ -153,6 +156,7 @@ class _ImageBuilder(tfds.core.ShardBasedBuilder, skip_registration=True):
             raise SourceError(f"every image in {source.path} is unusable")
         labels, class_names = _folder_labels(good) if labelled else ([-1] * len(good), [])
         return Plan(keys=good, labels=labels, class_names=class_names, skipped=bad,
+                    ignored=source.ignored,
                     load=lambda key: transform(images_lib.decode_rgb(source.read(key))))
 
 
@@ -310,7 +314,8 @@ def config_name(dataset: str, resolution: int | None = None, fit: str = "crop") 
         if resolution not in (None, DIGITS_RESOLUTION):
             raise ValueError(f"digits is {DIGITS_RESOLUTION}x{DIGITS_RESOLUTION} only")
         return names[0]
-    resolution = resolution or (1024 if dataset == "ffhq" else 256)
+    if resolution is None:
+        resolution = 1024 if dataset == "ffhq" else 256
     name = str(resolution) if dataset == "ffhq" else f"{resolution}_{fit}"
     if name not in names:
         raise ValueError(f"{dataset} has no config {name!r}; resolutions are powers of two "

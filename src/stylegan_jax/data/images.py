@@ -10,7 +10,7 @@ import io
 import threading
 import zipfile
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Literal, TypeVar
@@ -36,8 +36,9 @@ class ImageSource:
     """The image files under a folder (recursive) or inside a zip archive, in sorted order.
 
     ``keys`` are POSIX paths relative to the folder (or zip members). Hidden files, macOS
-    ``__MACOSX`` debris and files whose extension is not in ``extensions`` (e.g. a LICENSE
-    or JSON next to the images) are not listed. ``read`` is thread-safe.
+    ``__MACOSX`` debris and files whose extension is not in ``extensions`` (e.g. a LICENSE,
+    a JSON or a GIF next to the images) are not listed but recorded in ``ignored`` (path ->
+    why), so that ``prepare`` can say what it left out. ``read`` is thread-safe.
     """
 
     def __init__(self, path: str | Path, extensions: Collection[str] = IMAGE_EXTENSIONS):
@@ -54,7 +55,14 @@ class ImageSource:
             raise FileNotFoundError(f"{self.path} is neither a folder nor a zip archive")
         else:
             raise FileNotFoundError(f"source {self.path} does not exist")
-        self.keys: list[str] = sorted(n for n in names if _is_image_name(n, extensions))
+        self.keys: list[str] = []
+        self.ignored: dict[str, str] = {}
+        for name in sorted(names):
+            why = _why_not_image(name, extensions)
+            if why is None:
+                self.keys.append(name)
+            else:
+                self.ignored[name] = why
 
     def read(self, key: str) -> bytes:
         if self._zip is None:
@@ -63,11 +71,25 @@ class ImageSource:
             return self._zip.read(key)
 
 
-def _is_image_name(name: str, extensions: Collection[str]) -> bool:
+def _why_not_image(name: str, extensions: Collection[str]) -> str | None:
+    """Why ``name`` is not listed as a source image (``None``: it is)."""
     parts = PurePosixPath(name).parts
-    if any(p.startswith(".") or p == "__MACOSX" for p in parts):
-        return False
-    return PurePosixPath(name).suffix.lower() in extensions
+    if "__MACOSX" in parts:
+        return "macOS metadata"
+    if any(p.startswith(".") for p in parts):
+        return "hidden file"
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix not in extensions:
+        return (f"{suffix or 'no extension'}, not one of "
+                f"{'/'.join(sorted(extensions))}")
+    return None
+
+
+def describe_files(files: Mapping[str, str], limit: int = 3) -> str:
+    """``a.gif (why), b.txt (why) and 5 more``: the first ``limit`` files and a count."""
+    shown = [f"{name} ({why})" for name, why in list(files.items())[:limit]]
+    more = f" and {len(files) - limit} more" if len(files) > limit else ""
+    return ", ".join(shown) + more
 
 
 def decode_rgb(data: bytes) -> np.ndarray:

@@ -32,12 +32,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tensorflow_datasets as tfds
 from jax.sharding import Mesh
 
 from stylegan_jax import parallel
-from stylegan_jax.data import builders  # noqa: F401  (registers the builders with TFDS)
 from stylegan_jax.data.order import GlobalOrder, host_slice
+from stylegan_jax.data.prepared import open_prepared
 
 
 @jax.jit
@@ -89,6 +88,7 @@ class InputPipeline:
     ``dataset_name`` is what ``prepare`` printed (``"digits"``, ``"ffhq/256"``,
     ``"image_folder/256_crop"``). ``process_index``/``process_count`` default to JAX's and are
     injectable to simulate hosts in tests. Use as a context manager or call ``close()``.
+    Raises ``DatasetNotPreparedError`` (saying how to prepare it) if the dataset is not there.
     """
 
     def __init__(self, data_dir: str | os.PathLike, dataset_name: str, *,
@@ -96,12 +96,10 @@ class InputPipeline:
                  start_image: int = 0, split: str = "train", workers: int | None = None,
                  prefetch: int = 4, process_index: int | None = None,
                  process_count: int | None = None):
-        builder = tfds.builder(dataset_name, data_dir=os.fspath(data_dir))
-        self._source = builder.as_data_source(split)
+        prepared = open_prepared(data_dir, dataset_name)
+        self._source = prepared.builder.as_data_source(split)
         self.num_examples = len(self._source)
-        self.resolution = int(builder.info.features["image"].shape[0])
-        metadata = builder.info.metadata or {}
-        self.num_classes = int(metadata.get("num_classes", 0))
+        self.resolution, self.num_classes = prepared.resolution, prepared.num_classes
         self._mesh = mesh if mesh is not None else parallel.make_mesh()
         self._sharding = parallel.data_sharding(self._mesh)
         self._order = GlobalOrder(self.num_examples, seed, mirror)

@@ -10,11 +10,13 @@ import dataclasses
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import tensorflow_datasets as tfds
 
 from stylegan_jax.data import builders
+from stylegan_jax.errors import require_dir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,8 +26,9 @@ class Prepared:
     name: str  # what the input pipeline and ``data-bench --dataset`` take, e.g. "ffhq/256"
     path: Path  # data_dir/name/config/version
     num_examples: int
-    skipped: tuple[str, ...]  # source files left out by --skip_bad
+    skipped: Mapping[str, str]  # unusable source images left out by --skip_bad -> why
     num_classes: int
+    ignored: Mapping[str, str] = dataclasses.field(default_factory=dict)  # non-images -> why
 
 
 def prepare_dataset(dataset: str, data_dir: str | os.PathLike, *,
@@ -38,12 +41,13 @@ def prepare_dataset(dataset: str, data_dir: str | os.PathLike, *,
     ``resolution`` defaults to 1024 for ffhq and 256 for image_folder; ``fit`` is ``crop`` or
     ``pad`` (image_folder only). Raises ``builders.SourceError`` (bad or missing source, bad
     files unless ``skip_bad``) and ``FileExistsError`` (already prepared, unless
-    ``overwrite``, which deletes the old copy once the source has passed validation).
+    ``overwrite``, which deletes the old copy once the source has passed validation) and
+    ``UsageError`` if ``data_dir`` is a file.
     """
     if dataset not in builders.BUILDERS:
         raise ValueError(f"unknown dataset {dataset!r}; one of {sorted(builders.BUILDERS)}")
     config = builders.config_name(dataset, resolution, fit)
-    data_dir = Path(data_dir).expanduser().absolute()
+    data_dir = require_dir(data_dir, "data_dir").absolute()
     builder = builders.BUILDERS[dataset](config=config, data_dir=os.fspath(data_dir),
                                          file_format="array_record", workers=workers)
     name = f"{dataset}/{config}"
@@ -67,4 +71,5 @@ def prepare_dataset(dataset: str, data_dir: str | os.PathLike, *,
         raise
     return Prepared(name=name, path=Path(builder.data_dir),
                     num_examples=builder.info.splits["train"].num_examples,
-                    skipped=tuple(sorted(plan.skipped)), num_classes=len(plan.class_names))
+                    skipped=dict(sorted(plan.skipped.items())),
+                    num_classes=len(plan.class_names), ignored=plan.ignored)

@@ -62,7 +62,7 @@ class Stats:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Stats:
-        with np.load(path) as f:
+        with np.load(path, allow_pickle=False) as f:  # a cache file never runs code
             return cls(f["mu"], f["sigma"], int(f["count"]))
 
 
