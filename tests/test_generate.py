@@ -12,10 +12,10 @@ from tiny_digits import tiny_digits_config
 
 import stylegan_jax as sg
 from stylegan_jax import cli, figures, training_loop
-from stylegan_jax.checkpoint import load_generator
 from stylegan_jax.data.prepare import prepare_dataset
 from stylegan_jax.generate import parse_seeds, style_layers
 from stylegan_jax.logs import to_uint8
+from stylegan_jax.runs import load_run
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def reference(model, w_plus, noise):
 
 def test_load_latest_or_one_checkpoint(tiny_run, model):
     assert model.step == 64 and model.num_layers == 8 and model.resolution == 32
-    _, _, expected = load_generator(tiny_run)
+    expected = load_run(tiny_run).variables
     jax.tree.map(np.testing.assert_array_equal, model.variables, expected)
     older = sg.load(tiny_run / "checkpoints" / "32")
     assert older.step == 32
@@ -251,3 +251,13 @@ def test_notebook_runs_top_to_bottom(tiny_run, monkeypatch):
     namespace = {}
     exec(compile(code, "demo.ipynb", "exec"), namespace)
     assert namespace["model"].step == 64
+
+
+def test_generate_prints_only_its_result(tiny_run, tmp_path, capfd):
+    """No absl/Orbax warnings about the read-only checkpoint manager."""
+    capfd.readouterr()
+    cli.main(["generate", "--workdir", str(tiny_run), "--seeds", "0-1", "--outdir",
+              str(tmp_path)])
+    out, err = capfd.readouterr()
+    assert out == f"Wrote 2 images of checkpoint 64 to {tmp_path}\n"
+    assert err == ""

@@ -3,6 +3,7 @@ clean stop, SIGKILL and SIGTERM, mismatched configs, non-finite runs, other devi
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,13 @@ import pytest
 from PIL import Image
 
 from stylegan_jax import parallel, training, training_loop
-from stylegan_jax.checkpoint import Checkpointer
+from stylegan_jax.checkpoint import (
+    Checkpointer,
+    CheckpointError,
+    ConfigChangeError,
+    WorkdirLock,
+    WorkdirLockedError,
+)
 from stylegan_jax.data.prepare import prepare_dataset
 
 TOTAL_KIMG = 0.256  # 16 iterations of 16 images: 16x16 stable, fade to 32x32, 32x32 stable
@@ -55,15 +62,17 @@ def load_config(config_file, **overrides):
     return config
 
 
-def final_state(workdir, config, mesh=None):
+def final_state(workdir, config, mesh=None, step=None):
     mesh = mesh or parallel.make_mesh()
     G, D = training.build_models(config)
     abstract = training.abstract_train_state(config, G, D, training.make_optimizer(config), mesh)
     ckpt = Checkpointer(workdir)
     try:
-        state, meta = ckpt.restore(abstract)
+        items, meta = ckpt.restore(step or ckpt.latest_step(),
+                                   training_loop.checkpoint_items(abstract))
     finally:
         ckpt.close()
+    state = training_loop.state_from_items(items)
     return jax.tree.map(np.asarray, jax.device_get(state)), meta
 
 
@@ -102,8 +111,8 @@ def wait_for_checkpoint(workdir, proc, timeout=240):
 
 def test_run_writes_logs_grids_and_checkpoints(straight_run):
     workdir, config, (state, meta) = straight_run
-    assert meta["nimg"] == 256 and meta["step"] == 16
-    assert meta["pipeline_position"] == 256
+    assert meta["position"] == {"step": 16, "nimg": 256, "tick": 8, "phase_key": [0, 0],
+                                "resolution": 32, "fade": 0.0}
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [r["nimg"] for r in records] == list(range(32, 257, 32))  # a tick per 32 images
     assert {r["progress/resolution"] for r in records} == {16, 32}
@@ -127,7 +136,7 @@ def test_clean_stop_then_resume_matches_a_straight_run(config_file, straight_run
     assert Checkpointer(tmp_path).latest_step() == 96
     training_loop.train(load_config(config_file), tmp_path)
     state, meta = final_state(tmp_path, load_config(config_file))
-    assert meta["nimg"] == 256
+    assert meta["position"]["nimg"] == 256
     assert_same_state(state, expected)
 
 
@@ -143,7 +152,7 @@ def test_sigkill_then_resume_matches_a_straight_run(config_file, straight_run, t
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out
     state, meta = final_state(tmp_path, config)
-    assert meta["nimg"] == 256
+    assert meta["position"]["nimg"] == 256
     assert_same_state(state, expected)
 
 
@@ -189,8 +198,10 @@ def test_restore_onto_a_single_device(straight_run):
 def test_nonfinite_run_stops_with_a_clear_error(config_file, tmp_path):
     config = load_config(config_file, total_kimg=0.128, max_nonfinite_steps=2)
     config.loss.r1_gamma = float("nan")
-    with pytest.raises(training_loop.NonFiniteError, match="consecutive updates"):
+    with pytest.raises(training_loop.NonFiniteError, match="consecutive updates had non-finite "
+                       "gradients .* no finite checkpoint has been saved"):
         training_loop.train(config, tmp_path)
+    assert Checkpointer(tmp_path).all_steps() == []  # every tick was non-finite
 
 
 def test_dataset_resolution_must_match(config_file, tmp_path):
@@ -239,3 +250,205 @@ def test_periodic_fid_needs_inception_weights(config_file, tmp_path, monkeypatch
         training_loop.train(config, tmp_path)
     assert not (tmp_path / "checkpoints").exists() or not any(
         (tmp_path / "checkpoints").iterdir())
+
+
+# ---- checkpoints that must survive: non-finite runs, corruption, a second process ----------
+
+def copy_run(src, dst, keep_up_to, keep_from=0):
+    """A copy of a run's workdir with only the checkpoints from ``keep_from`` to
+    ``keep_up_to`` images."""
+    shutil.copytree(src, dst)
+    for p in (dst / "checkpoints").iterdir():
+        if not keep_from <= int(p.name) <= keep_up_to:
+            shutil.rmtree(p)
+    return dst
+
+
+def test_nonfinite_ticks_never_push_out_the_last_finite_checkpoint(config_file, straight_run,
+                                                                  tmp_path, caplog):
+    workdir = copy_run(straight_run[0], tmp_path / "run", 256, keep_from=224)
+    # Resumed with an exploding learning rate and a retention that keeps the latest checkpoint
+    # (and 224, the first of its snapshot interval): every tick from 256 images on is
+    # non-finite, none may replace the finite one at 256.
+    config = load_config(config_file, total_kimg=0.384, keep_checkpoints=1, snapshot_kimg=1000.0,
+                         max_nonfinite_steps=4)
+    config.sched.G_lrate_base = config.sched.D_lrate_base = 1e30
+    with pytest.raises(training_loop.NonFiniteError) as error:
+        training_loop.train(config, workdir, allow_config_change=["sched.G_lrate_base",
+                                                                  "sched.D_lrate_base"])
+    assert Checkpointer(workdir).all_steps() == [224, 256]
+    assert f"the last finite checkpoint is 0.256 kimg, {workdir.absolute()}/checkpoints/256" \
+        in str(error.value)
+    assert "no checkpoint at 0.288 kimg: this tick had non-finite losses" in caplog.text
+
+
+def test_a_fresh_run_that_diverges_keeps_and_names_its_last_finite_checkpoint(config_file,
+                                                                              tmp_path):
+    # The learning rate ramps up from 0 to an exploding 1e30: the first tick (at lr 0) is
+    # finite and saved, every later one is not.
+    config = load_config(config_file, keep_checkpoints=1, max_nonfinite_steps=4)
+    config.sched.update(dict(G_lrate_base=1e30, D_lrate_base=1e30, lrate_rampup_kimg=0.064))
+    with pytest.raises(training_loop.NonFiniteError) as error:
+        training_loop.train(config, tmp_path)
+    assert Checkpointer(tmp_path).all_steps() == [32]
+    assert f"the last finite checkpoint is 0.032 kimg, {tmp_path.absolute()}/checkpoints/32" \
+        in str(error.value)
+
+
+def corrupt_truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def corrupt_garble(path):
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle: middle + 64] = np.random.default_rng(0).bytes(64)
+    path.write_bytes(bytes(data))
+
+
+def corrupt_bitflip(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def array_data_files(checkpoint):
+    """The files that hold the train state's arrays (compressed OCDBT chunks and b-tree
+    nodes, some of which are superseded ones no read touches: each one is damaged)."""
+    return sorted(p for p in (checkpoint / "state").glob("**/d/*") if p.is_file())
+
+
+def metadata_file(checkpoint):
+    return [checkpoint / "meta" / "metadata"]
+
+
+@pytest.mark.parametrize("damage, targets", [
+    (corrupt_truncate, array_data_files), (corrupt_garble, array_data_files),
+    (corrupt_bitflip, array_data_files), (corrupt_truncate, metadata_file),
+])
+def test_a_corrupt_newest_checkpoint_resumes_from_the_previous_one(
+        config_file, straight_run, tmp_path, caplog, capfd, damage, targets):
+    workdir = copy_run(straight_run[0], tmp_path / "run", 256)
+    bad = workdir.absolute() / "checkpoints" / "256"
+    for path in targets(bad):
+        damage(path)
+    expected, _ = final_state(straight_run[0], straight_run[1], step=224)
+    state = training_loop.train(load_config(config_file, total_kimg=0.224), workdir)
+    assert_same_state(jax.tree.map(np.asarray, jax.device_get(state)), expected)
+    assert f"checkpoint {bad} is " in caplog.text
+    assert f"resuming from the older checkpoint {bad.parent / '224'}" in caplog.text
+    assert bad.exists()  # kept for inspection
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_no_intact_checkpoint_is_one_clear_error(config_file, straight_run, tmp_path):
+    workdir = copy_run(straight_run[0], tmp_path / "run", 32)
+    for path in array_data_files(workdir / "checkpoints" / "32"):
+        corrupt_garble(path)
+    with pytest.raises(CheckpointError, match=r"no intact checkpoint to resume from: checkpoint "
+                       r".*/checkpoints/32 is (unreadable|corrupt)"):
+        training_loop.train(load_config(config_file), workdir)
+
+
+def test_resume_refuses_a_changed_seed_unless_allowed(config_file, straight_run, tmp_path):
+    workdir = copy_run(straight_run[0], tmp_path / "run", 256)
+    changed = load_config(config_file, seed=7, total_kimg=0.256)
+    with pytest.raises(ConfigChangeError, match=r"config\.seed is 1000 in the checkpoint but 7 "
+                       r"now\. Resume with the run's config, or allow the change of seed"):
+        training_loop.train(changed, workdir)
+    killed_save = workdir / "checkpoints" / "288.orbax-checkpoint-tmp-1"  # cut short by a kill
+    killed_save.mkdir()
+    training_loop.train(changed, workdir, allow_config_change=["seed"])  # nothing left to do
+    assert not killed_save.exists()
+
+
+def test_a_locked_workdir_is_refused_naming_the_holder(config_file, tmp_path):
+    refused = pytest.raises(WorkdirLockedError, match=rf"{tmp_path} is in use by another "
+                            rf"training process \(pid {os.getpid()}\)")
+    with WorkdirLock(tmp_path), refused:
+        training_loop.train(load_config(config_file), tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_a_second_train_process_exits_at_once_and_the_first_finishes(config_file,
+                                                                     straight_run, tmp_path):
+    first = run_cli(config_file, tmp_path)
+    wait_for_checkpoint(tmp_path, first)
+    second = run_cli(config_file, tmp_path)
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 1, out
+    assert f"is in use by another training process (pid {first.pid})" in out
+    assert "Traceback" not in out
+    out, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, out
+    records = [json.loads(line)["nimg"]
+               for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records == list(range(32, 257, 32))
+    assert_same_state(final_state(tmp_path, straight_run[1])[0], straight_run[2][0])
+
+
+def test_resume_says_where_and_drops_log_records_past_the_checkpoint(config_file, straight_run,
+                                                                     tmp_path):
+    """The CLI on a workdir whose newest checkpoint (256) is truncated: one line about it (no
+    asyncio tracebacks), where it resumes, what it will do, and no log records past 224."""
+    workdir = copy_run(straight_run[0], tmp_path / "run", 256)
+    bad = workdir.absolute() / "checkpoints" / "256"
+    for path in array_data_files(bad):
+        corrupt_truncate(path)
+    proc = run_cli(config_file, workdir, "--config.total_kimg=0.224")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out and "Event loop is closed" not in out
+    assert out.count(f"checkpoint {bad} is unreadable") == 1
+    assert f"resuming from checkpoint {workdir.absolute()}/checkpoints/224 at 0.224 kimg " \
+           "(tick 7, 32x32 fade 0.00)" in out
+    assert "training on digits/32" in out and "0.224 -> 0.224 kimg" in out
+    records = [json.loads(line)["nimg"]
+               for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert records == list(range(32, 225, 32))
+
+
+def test_disk_full_during_a_save_is_one_line_and_leaves_no_partial_checkpoint(
+        config_file, straight_run, tmp_path, monkeypatch):
+    import errno
+
+    from orbax.checkpoint._src.handlers import json_checkpoint_handler
+
+    workdir = copy_run(straight_run[0], tmp_path / "run", 224)
+
+    async def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(json_checkpoint_handler.JsonCheckpointHandler, "_save_fn", full)
+    with pytest.raises(CheckpointError) as error:
+        training_loop.train(load_config(config_file), workdir)
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"saving checkpoint 256 in {workdir.absolute()}/checkpoints failed: the disk is full"\
+        in message and "are intact" in message
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == \
+        ["128", "192", "224", "32"]
+
+
+def test_old_checkpoints_without_a_g_ema_item_still_load(straight_run, tmp_path):
+    """A checkpoint in the layout written before the EMA generator was its own item: the whole
+    train state as ``state`` and the loop counters at the top level of ``meta``."""
+    import orbax.checkpoint as ocp
+
+    from stylegan_jax.runs import load_run
+
+    workdir, config, (state, meta) = straight_run
+    old = ocp.CheckpointManager(tmp_path / "checkpoints")
+    old.save(256, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        meta=ocp.args.JsonSave({"step": 16, "nimg": 256, "tick": 8, "phase_key": [0, 0],
+                                "pipeline_position": 256, "config": config.to_dict()})))
+    old.wait_until_finished()
+    old.close()
+    run = load_run(tmp_path)
+    assert run.step == 256 and run.position.tick == 8 and run.position.resolution is None
+    np.testing.assert_array_equal(run.variables["stats"]["w_avg"], state.w_avg)
+    jax.tree.map(np.testing.assert_array_equal, run.variables["params"], state.g_ema_params)
+    new = load_run(workdir)
+    jax.tree.map(np.testing.assert_array_equal, new.variables, run.variables)

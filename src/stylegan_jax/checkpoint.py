@@ -1,31 +1,105 @@
-"""Checkpoints: a small wrapper around Orbax's ``CheckpointManager``, and stop signals.
+"""Checkpoints: a small wrapper around Orbax's ``CheckpointManager``, stop signals, the workdir
+lock and the checks that a checkpoint fits the config it is resumed with.
 
-A checkpoint holds the whole train state (G, D, G EMA, both Adam states, ``w_avg``, counters)
-as one ``StandardSave`` item and the loop's position (iteration, images seen, input pipeline
-position, schedule phase) plus the run's config as a JSON item. Its "step" is the number of
-real images shown, so names sort by training progress. Orbax writes each checkpoint to a
-temporary directory and renames it when complete, so a killed run never leaves a partial
-checkpoint behind. We keep the latest ``keep`` checkpoints plus, permanently, the first one
-saved in each ``snapshot_kimg`` interval, and the checkpoint with the lowest FID among those
-saved with one.
+A checkpoint holds named pytree items (the training loop saves the train state without the EMA
+generator as ``state`` and the EMA generator, ``{'params', 'w_avg'}``, as ``g_ema``, so that
+sampling restores only that) and a JSON item ``meta`` (the loop position, the run's config and
+a CRC32 of every saved array, verified on restore: Orbax has no checksums of its own). Its
+"step" is the number of real images shown, so names sort by training progress. Orbax writes
+each checkpoint to a temporary directory and renames it when complete, so a killed run never
+leaves a partial checkpoint behind. We keep the latest ``keep`` checkpoints plus, permanently,
+the first one saved in each ``snapshot_kimg`` interval, and the checkpoint with the lowest FID
+among those saved with one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import errno
+import fcntl
+import logging
+import os
+import re
+import shutil
 import signal
+import sys
 import threading
-from collections.abc import Sequence
+import traceback
+import zlib
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Config fields that define the networks' variables: a checkpoint only fits a config that
 # agrees on all of them.
 NETWORK_FIELDS = ("resolution", "num_channels", "label_size", "G", "D")
+# Config fields that change what a run means: resuming with another value is refused unless
+# the change is explicitly allowed (total_kimg, logging and data paths may change freely).
+MEANING_FIELDS = ("seed", "dataset.name", "dataset.mirror_augment", "loss", "sched", "opt",
+                  "minibatch_repeats", "G_smoothing_kimg", "compute_dtype")
+# A checkpoint's items: the EMA generator ({'params', 'w_avg'}), the rest of the train state
+# (all of it in checkpoints written before G_EMA existed) and the JSON metadata.
+G_EMA, STATE, META = "g_ema", "state", "meta"
+ITEMS = (STATE, G_EMA)
+TMP_SUFFIX = ".orbax-checkpoint-tmp"  # Orbax's temporary checkpoint directories
+
+
+@dataclasses.dataclass
+class LoopPosition:
+    """Where a run stands; what a checkpoint's ``meta['position']`` holds.
+
+    ``step``: minibatch iterations done (it seeds each iteration's random numbers); ``nimg``:
+    real images shown (the checkpoint's name, and where the input pipeline resumes);
+    ``tick``: ticks completed; ``phase_key``: the schedule phase (``Phase.key``) of the last
+    iteration, which decides whether the next one resets Adam; ``resolution``, ``fade``: that
+    phase's resolution and fade, for sampling the network as it was trained.
+    """
+
+    step: int = 0
+    nimg: int = 0
+    tick: int = 0
+    phase_key: tuple[int, int] | None = None
+    resolution: int | None = None
+    fade: float | None = None
+
+    def to_meta(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> LoopPosition:
+        """From a checkpoint's meta; older checkpoints stored the counters at the top level
+        and no resolution or fade."""
+        saved = meta.get("position", meta)
+        key = saved.get("phase_key")
+        return cls(step=int(saved["step"]), nimg=int(saved["nimg"]), tick=int(saved["tick"]),
+                   phase_key=tuple(key) if key is not None else None,
+                   resolution=saved.get("resolution"), fade=saved.get("fade"))
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be restored or written; the message names it and the cause."""
+
+
+class ConfigChangeError(ValueError):
+    """Resuming with a config whose run-defining ``fields`` differ from the checkpoint's."""
+
+    def __init__(self, message: str, fields: Sequence[str]):
+        super().__init__(message)
+        self.fields = list(fields)
+
+
+class WorkdirLockedError(RuntimeError):
+    """Another process holds the workdir's lock."""
 
 
 class FirstInEachInterval:
@@ -46,63 +120,271 @@ class FirstInEachInterval:
         return keep
 
 
+class LowestFID:
+    """Orbax preservation policy: keep the checkpoint with the lowest ``fid`` metric."""
+
+    def should_preserve(self, checkpoints: Sequence[Any], *, context: Any) -> Sequence[bool]:
+        fids = [(c.metrics or {}).get("fid") for c in checkpoints]
+        scored = [i for i, f in enumerate(fids) if f is not None]
+        best = min(scored, key=lambda i: fids[i]) if scored else None
+        return [i == best for i in range(len(checkpoints))]
+
+
+def tree_checksums(tree: Any) -> dict[str, str]:
+    """CRC32 of every array leaf's bytes, keyed by its path (``jax.tree_util.keystr``).
+
+    Replicated arrays are read from this process's first shard, so it also works for arrays
+    that span several hosts."""
+    def host(x: Any) -> np.ndarray:
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            x = x.addressable_data(0)
+        return np.ascontiguousarray(np.asarray(x))
+
+    return {jax.tree_util.keystr(path): f"{zlib.crc32(host(leaf).tobytes()):08x}"
+            for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _describe(e: BaseException, limit: int = 400) -> str:
+    """One line for an exception from Orbax: errors come wrapped several deep, sometimes as a
+    formatted traceback (whose last line is the error), and TensorStore appends its whole
+    JSON spec."""
+    while (e.__cause__ or e.__context__) is not None and not str(e).strip():
+        e = e.__cause__ or e.__context__
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = (lines[-1] if lines[0].startswith("Traceback") else lines[0]) if lines else ""
+    text = text.split(" [tensorstore_spec")[0]
+    if not re.match(r"[A-Z_]+: ", text):  # TensorStore's messages start with a status code
+        text = f"{type(e).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_disk_full(e: BaseException | None) -> bool:
+    while e is not None:
+        if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _is_closed_loop_noise(exc_type: type, exc: BaseException, tb: Any) -> bool:
+    """``RuntimeError('Event loop is closed')`` raised in asyncio by a TensorStore read that
+    completes after Orbax gave up on a broken checkpoint and closed its event loop."""
+    frames = traceback.extract_tb(tb)
+    return (exc_type is RuntimeError and str(exc) == "Event loop is closed"
+            and any(f.name == "call_soon_threadsafe" for f in frames))
+
+
+def _ignore_late_read_callbacks() -> None:
+    """Keeps the late callbacks of a failed restore (one traceback per read still in flight,
+    printed through ``sys.excepthook`` or ``sys.unraisablehook``) off the terminal; any other
+    error still prints."""
+    if getattr(sys.excepthook, "_stylegan_jax", False):
+        return
+    previous_except, previous_unraisable = sys.excepthook, sys.unraisablehook
+
+    def excepthook(exc_type: type, exc: BaseException, tb: Any) -> None:
+        if not _is_closed_loop_noise(exc_type, exc, tb):
+            previous_except(exc_type, exc, tb)
+
+    def unraisablehook(unraisable: Any) -> None:
+        if not _is_closed_loop_noise(unraisable.exc_type, unraisable.exc_value,
+                                     unraisable.exc_traceback):
+            previous_unraisable(unraisable)
+
+    excepthook._stylegan_jax = True
+    sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
+
+
+def _join_orbax_writers(timeout: float = 60.0) -> None:
+    """Waits for Orbax's writer threads (``_SignalingThread``: sharding files, metadata),
+    which ``CheckpointManager.close`` does not join after a failed save."""
+    for thread in threading.enumerate():
+        if type(thread).__name__ == "_SignalingThread" and thread is not threading.current_thread():
+            thread.join(timeout)
+
+
+@contextlib.contextmanager
+def _quiet_orbax_errors():
+    """Orbax and asyncio log every failed read of a broken checkpoint as long tracebacks; the
+    error that ends the restore is reported once by the caller instead."""
+    loggers = [logging.getLogger(name) for name in ("absl", "asyncio", "orbax")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 class Checkpointer:
-    """Saves and restores train states under ``workdir/checkpoints``."""
+    """Saves and restores checkpoints under ``workdir/checkpoints``."""
 
     def __init__(self, workdir: str | Path, keep: int = 3, snapshot_kimg: float = 1000.0,
                  async_save: bool = True, read_only: bool = False):
         self.directory = Path(workdir).absolute() / "checkpoints"
-        if read_only and not self.directory.is_dir():
-            raise FileNotFoundError(f"no checkpoint in {self.directory}: train first with "
-                                    f"`stylegan-jax train --workdir {Path(workdir)} ...`")
-        policy = checkpoint_managers.AnyPreservationPolicy([
-            checkpoint_managers.LatestN(keep),
-            FirstInEachInterval(max(int(snapshot_kimg * 1000), 1)),
-            checkpoint_managers.BestN(get_metric_fn=lambda m: m["fid"], reverse=True, n=1,
-                                      keep_checkpoints_without_metrics=False),
-        ])
-        self.manager = ocp.CheckpointManager(
-            self.directory,
-            options=ocp.CheckpointManagerOptions(
+        self._in_flight: int | None = None  # the step of the save not yet known complete
+        self._closed = False
+        handlers = None
+        if read_only:
+            if not self.directory.is_dir():
+                raise FileNotFoundError(f"no checkpoint in {self.directory}")
+            # Options a read-only manager would otherwise reset with a warning each.
+            options = ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0,
+                                                   create=False)
+            # Known handlers let item_metadata() read checkpoints of any layout.
+            handlers = {name: ocp.StandardCheckpointHandler() for name in ITEMS}
+            handlers[META] = ocp.JsonCheckpointHandler()
+        else:
+            policy = checkpoint_managers.AnyPreservationPolicy([
+                checkpoint_managers.LatestN(keep),
+                FirstInEachInterval(max(int(snapshot_kimg * 1000), 1)), LowestFID()])
+            # cleanup_tmp_directories: a save cut short by a kill leaves its temporary
+            # directory; the workdir lock guarantees no other writer's save is in progress.
+            options = ocp.CheckpointManagerOptions(
                 preservation_policy=policy, enable_async_checkpointing=async_save,
-                create=not read_only, read_only=read_only),
-        )
+                cleanup_tmp_directories=True)
+        with _quiet_orbax_errors():  # a read-only manager warns that it is read-only
+            self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                                 item_handlers=handlers)
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
     def all_steps(self) -> list[int]:
-        return list(self.manager.all_steps())
+        return sorted(self.manager.all_steps())
 
-    def save(self, nimg: int, state: Any, meta: dict, fid: float | None = None) -> None:
-        """Starts an (async) save of ``state`` and ``meta`` as checkpoint ``nimg``; ``fid``
-        ranks it for keeping the best one."""
-        self.manager.save(nimg, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True,
-            metrics=None if fid is None else {"fid": fid})
+    def path(self, step: int) -> Path:
+        """The directory of checkpoint ``step``."""
+        return self.directory / str(step)
 
-    def restore_meta(self, step: int | None = None) -> dict:
-        step = self.checked_step(step)
-        return self.manager.restore(step, args=ocp.args.Composite(
-            meta=ocp.args.JsonRestore())).meta
+    def items(self, step: int) -> set[str]:
+        """The names of the items stored in checkpoint ``step``."""
+        return {p.name for p in self.path(step).iterdir() if p.is_dir()}
 
-    def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
-        """Restores onto the shardings of ``abstract_state`` (``jax.ShapeDtypeStruct``s), so a
-        checkpoint written on any device count loads onto the current mesh."""
-        step = self.checked_step(step)
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-        return restored.state, restored.meta
+    def item_metadata(self, step: int, name: str) -> Any:
+        """The saved tree of item ``name`` of checkpoint ``step`` with Orbax's array metadata
+        (``.shape``, ``.dtype``) as leaves; :class:`CheckpointError` if unreadable."""
+        try:
+            with _quiet_orbax_errors():
+                saved = self.manager.item_metadata(step)[name]
+        except Exception as e:
+            raise CheckpointError(f"checkpoint {self.path(step)} is unreadable: "
+                                  f"{_describe(e)}") from None
+        return getattr(saved, "tree", saved)  # orbax's TreeMetadata wraps the tree
+
+    def save(self, nimg: int, items: dict[str, Any], meta: dict,
+             fid: float | None = None) -> None:
+        """Starts an (async) save of the pytrees ``items`` and ``meta`` (plus the items'
+        checksums) as checkpoint ``nimg``; ``fid`` ranks it for keeping the best one."""
+        meta = {**meta, "checksums": {name: tree_checksums(tree)
+                                      for name, tree in items.items()}}
+        args = {name: ocp.args.StandardSave(tree) for name, tree in items.items()}
+        self._in_flight = nimg
+        with self._save_errors(nimg):
+            self.manager.save(nimg, args=ocp.args.Composite(**args, meta=ocp.args.JsonSave(meta)),
+                              force=True, metrics=None if fid is None else {"fid": fid})
+
+    def wait(self) -> None:
+        """Waits for the save in flight; a failed one raises :class:`CheckpointError`."""
+        if self._closed:
+            return
+        with self._save_errors(self._in_flight):
+            self.manager.wait_until_finished()
+        self._in_flight = None
+
+    @contextlib.contextmanager
+    def _save_errors(self, step: int):
+        """Turns a failed save into one :class:`CheckpointError` line and removes the partial
+        temporary directories it left (finished checkpoints are never touched)."""
+        try:
+            with _quiet_orbax_errors():
+                yield
+        except Exception as e:
+            # Writer threads still in flight would recreate the temporary directory: stop them
+            # all (the run ends with this error; the manager is not used again).
+            with contextlib.suppress(Exception), _quiet_orbax_errors():
+                self.manager.close()
+                _join_orbax_writers()
+            self._closed = True
+            removed = self._remove_partial_saves()
+            what = "the disk is full" if _is_disk_full(e) else _describe(e)
+            raise CheckpointError(
+                f"saving checkpoint {step} in {self.directory} failed: {what}; removed the partial "
+                f"save ({', '.join(removed) or 'none left'}); the earlier checkpoints "
+                f"{self.all_steps()} are intact") from None
+
+    def _remove_partial_saves(self) -> list[str]:
+        if jax.process_index() != 0 or not self.directory.is_dir():
+            return []
+        partial = [p for p in self.directory.iterdir() if TMP_SUFFIX in p.name]
+        for p in partial:
+            shutil.rmtree(p, ignore_errors=True)
+        return [p.name for p in partial]
+
+    def restore_meta(self, step: int) -> dict:
+        """The ``meta`` item of checkpoint ``step``; :class:`CheckpointError` if unreadable."""
+        return self.restore(step, {})[1]
+
+    def restore(self, step: int, items: dict[str, Any]) -> tuple[dict[str, Any], dict]:
+        """Restores the named items (``{name: abstract pytree}``, ``jax.ShapeDtypeStruct``s
+        with shardings, so a checkpoint written on any device count loads onto the current
+        mesh) and ``meta`` of checkpoint ``step``, and verifies the items' checksums.
+
+        Any failure (missing, truncated or garbled files, a checksum mismatch) raises one
+        :class:`CheckpointError` that names the checkpoint directory and what is wrong."""
+        where = self.path(step)
+        args = {name: ocp.args.StandardRestore(tree) for name, tree in items.items()}
+        _ignore_late_read_callbacks()
+        try:
+            with _quiet_orbax_errors():
+                restored = self.manager.restore(step, args=ocp.args.Composite(
+                    **args, meta=ocp.args.JsonRestore()))
+        except Exception as e:
+            raise CheckpointError(f"checkpoint {where} is unreadable: {_describe(e)}") from None
+        meta = restored[META]
+        if not isinstance(meta, dict) or "config" not in meta:
+            raise CheckpointError(f"checkpoint {where} is unreadable: its meta item is not "
+                                  "a dict with the run's config")
+        out = {name: restored[name] for name in items}
+        for name, tree in out.items():
+            expected = meta.get("checksums", {}).get(name)
+            if expected is None:  # written before checksums were stored
+                continue
+            bad = [k for k, v in tree_checksums(tree).items() if expected.get(k) != v]
+            if bad:
+                raise CheckpointError(f"checkpoint {where} is corrupt: the checksum of "
+                                      f"{name}{bad[0]} (and {len(bad) - 1} more arrays) "
+                                      "does not match what was saved")
+        return out, meta
+
+    def restore_newest_intact(self, restore: Callable[[int], T]) -> tuple[int, T]:
+        """``(step, restore(step))`` for the newest checkpoint that ``restore`` reads without a
+        :class:`CheckpointError`, saying which broken ones were passed over (they are kept
+        for inspection). Raises one error listing them all if none is intact."""
+        broken = []
+        for step in reversed(self.all_steps()):
+            try:
+                result = restore(step)
+            except CheckpointError as e:
+                log.warning("%s; trying the next older checkpoint", e)
+                broken.append(str(e))
+                continue
+            if broken:
+                log.warning("resuming from the older checkpoint %s; the newer broken ones "
+                            "are left in place", self.path(step))
+            return step, result
+        raise CheckpointError("no intact checkpoint to resume from: " + "; ".join(broken))
 
     def reached_preemption(self, step: int) -> bool:
         """True when a multi-process run (``jax.distributed``) agreed to stop at ``step``."""
         return jax.process_count() > 1 and self.manager.reached_preemption(step)
 
-    def wait(self) -> None:
-        self.manager.wait_until_finished()
-
     def close(self) -> None:
-        self.manager.close()
+        if not self._closed:
+            self.manager.close()
+            self._closed = True
 
     def checked_step(self, step: int | None) -> int:
         """``step`` if a checkpoint exists there, the latest one if ``step`` is None."""
@@ -116,22 +398,89 @@ class Checkpointer:
         return step
 
 
+def _differences(saved: Any, current: Any, path: str) -> Iterable[tuple[str, Any, Any]]:
+    if isinstance(saved, dict) and isinstance(current, dict):
+        for key in sorted(set(saved) | set(current)):
+            yield from _differences(saved.get(key, "<missing>"), current.get(key, "<missing>"),
+                                    f"{path}.{key}")
+    elif saved != current:
+        yield path, saved, current
+
+
+def _field(tree: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree.get(part, "<missing>") if isinstance(tree, dict) else "<missing>"
+    return tree
+
+
+def config_differences(saved: dict, config: ml_collections.ConfigDict, fields: Sequence[str]
+                       ) -> list[tuple[str, Any, Any]]:
+    """``(dotted field, saved value, current value)`` for every leaf of ``fields`` that differs
+    between a saved config (dict) and ``config``."""
+    current = config.to_dict()
+    return [diff for field in fields
+            for diff in _differences(_field(saved, field), _field(current, field), field)]
+
+
 def network_mismatches(saved: dict, config: ml_collections.ConfigDict) -> list[str]:
     """Human-readable differences between a saved config (dict) and ``config`` in the fields
     that define the networks' variables."""
-    current = config.to_dict()
-    problems = []
+    return [f"config.{path} is {a!r} in the checkpoint but {b!r} now"
+            for path, a, b in config_differences(saved, config, NETWORK_FIELDS)]
 
-    def compare(path: str, a: Any, b: Any) -> None:
-        if isinstance(a, dict) and isinstance(b, dict):
-            for key in sorted(set(a) | set(b)):
-                compare(f"{path}.{key}", a.get(key, "<missing>"), b.get(key, "<missing>"))
-        elif a != b:
-            problems.append(f"config.{path} is {a!r} in the checkpoint but {b!r} now")
 
-    for field in NETWORK_FIELDS:
-        compare(field, saved.get(field, "<missing>"), current.get(field, "<missing>"))
-    return problems
+def check_resumable(saved: dict, config: ml_collections.ConfigDict, where: str,
+                    allow: Sequence[str] = ()) -> None:
+    """Refuses to resume checkpoint ``where`` (its config ``saved``) with ``config`` if the
+    networks differ (``ValueError``), or if a field that changes the run's meaning
+    (:data:`MEANING_FIELDS`) differs and is not covered by ``allow`` (dotted field names or
+    prefixes, e.g. ``seed``, ``sched``; :class:`ConfigChangeError`)."""
+    problems = network_mismatches(saved, config)
+    if problems:
+        raise ValueError(f"{where} holds a checkpoint of a different network:\n  "
+                         + "\n  ".join(problems)
+                         + "\nUse another workdir, or the config the run was started with.")
+    changed = [(path, a, b) for path, a, b in config_differences(saved, config, MEANING_FIELDS)
+               if not any(path == f or path.startswith(f + ".") for f in allow)]
+    if changed:
+        raise ConfigChangeError(
+            f"{where} was trained with another config: "
+            + "; ".join(f"config.{p} is {a!r} in the checkpoint but {b!r} now"
+                        for p, a, b in changed)
+            + ". Resume with the run's config, or allow the change of "
+            + ",".join(p for p, _, _ in changed), [p for p, _, _ in changed])
+
+
+class WorkdirLock:
+    """An exclusive ``fcntl.flock`` on ``WORKDIR/lock`` for the whole run, so two ``train``
+    processes never write one workdir. The kernel drops the lock when its process dies, so a
+    killed run never leaves a stale lock; the file keeps the holder's pid for the message."""
+
+    def __init__(self, workdir: str | Path):
+        self.path = Path(workdir) / "lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> WorkdirLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise WorkdirLockedError(
+                f"{self.path.parent} is in use by another training process (pid {holder}); "
+                "wait for it to finish or stop it, or use another workdir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 class StopSignal:
@@ -162,42 +511,3 @@ class StopSignal:
 
     def __bool__(self) -> bool:
         return self.received is not None
-
-
-def resolve_step(workdir: str | Path, step: int | None = None) -> int:
-    """The checkpoint ``step`` (images seen) of a run, or its latest; a clear error when the
-    workdir, its checkpoints or that step do not exist."""
-    workdir = Path(workdir)
-    if not workdir.is_dir():
-        raise FileNotFoundError(f"workdir {workdir} does not exist")
-    ckpt = Checkpointer(workdir, async_save=False, read_only=True)
-    try:
-        if not ckpt.all_steps():
-            raise FileNotFoundError(f"no checkpoint in {ckpt.directory}: train first with "
-                                    f"`stylegan-jax train --workdir {workdir} ...`")
-        return ckpt.checked_step(step)
-    finally:
-        ckpt.close()
-
-
-def load_generator(workdir: str | Path, step: int | None = None,
-                   mesh: jax.sharding.Mesh | None = None
-                   ) -> tuple[ml_collections.ConfigDict, Any, dict]:
-    """The EMA generator of a run: ``(config, Generator module, variables)`` where
-    ``variables = {'params': EMA params, 'stats': {'w_avg': ...}}``, replicated on ``mesh``
-    (default: all devices). ``step`` is a checkpoint's image count (default: the latest, see
-    :func:`resolve_step`). Works for checkpoints written on any device count."""
-    from stylegan_jax import parallel, training
-
-    step = resolve_step(workdir, step)
-    ckpt = Checkpointer(workdir, async_save=False, read_only=True)
-    try:
-        meta = ckpt.restore_meta(step)
-        config = ml_collections.ConfigDict(meta["config"])
-        G, D = training.build_models(config)
-        abstract = training.abstract_train_state(config, G, D, training.make_optimizer(config),
-                                                 mesh or parallel.make_mesh())
-        state, _ = ckpt.restore(abstract, step)
-    finally:
-        ckpt.close()
-    return config, G, {"params": state.g_ema_params, "stats": {"w_avg": state.w_avg}}

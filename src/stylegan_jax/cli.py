@@ -154,25 +154,30 @@ def train(argv: Sequence[str]) -> None:
                                          lower_bound=1, flag_values=fv)
     process_id = flags.DEFINE_integer("process_id", None, "With --coordinator_address: this "
                                       "process's index.", lower_bound=0, flag_values=fv)
+    allow_change = flags.DEFINE_list("allow_config_change", [], "Config fields (or groups, "
+                                     "e.g. seed,sched) a resumed run may change although they "
+                                     "change what the run means.", flag_values=fv)
     _parse(fv, prog, argv)
     if config.value is None or workdir.value is None:
         raise UsageError("--config FILE and --workdir DIR are required")
     require_dir(workdir.value, "--workdir")
-    import logging
-
-    from stylegan_jax import parallel, training_loop
+    from stylegan_jax import checkpoint, logs, parallel, training_loop
     from stylegan_jax.metrics.weights import WeightsError
     from stylegan_jax.validate import check_config
 
     check_config(config.value)  # before config.json is (re)written
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    logs.configure_logging()
     parallel.initialize_distributed(coordinator.value, num_processes.value, process_id.value)
     try:
-        training_loop.train(config.value, workdir.value)
+        training_loop.train(config.value, workdir.value,
+                            allow_config_change=allow_change.value)
+    except checkpoint.ConfigChangeError as e:
+        raise UsageError(f"{e} (--allow_config_change={','.join(e.fields)})") from e
     except (ValueError, FileNotFoundError, WeightsError) as e:
         raise UsageError(e) from e
-    except training_loop.NonFiniteError as e:
+    except (training_loop.NonFiniteError, checkpoint.CheckpointError,
+            checkpoint.WorkdirLockedError) as e:
         raise SystemExit(f"{prog}: {e}") from None
 
 
@@ -241,6 +246,7 @@ def metrics(argv: Sequence[str]) -> None:
     if workdir.value is None:
         raise UsageError("--workdir is required")
     require_dir(workdir.value, "--workdir")
+    from stylegan_jax.checkpoint import CheckpointError
     from stylegan_jax.metrics import run as run_lib
     from stylegan_jax.metrics.weights import WeightsError
 
@@ -254,6 +260,8 @@ def metrics(argv: Sequence[str]) -> None:
             **extra)
     except (ValueError, FileNotFoundError, WeightsError) as e:
         raise UsageError(e) from e
+    except CheckpointError as e:
+        raise SystemExit(f"{prog}: {e}") from None
     for name, value in results.items():
         print(f"{name}: {value:.4f}")
 
@@ -293,6 +301,7 @@ def generate(argv: Sequence[str]) -> None:
     from pathlib import Path
 
     from stylegan_jax import generate as gen
+    from stylegan_jax.checkpoint import CheckpointError
     from stylegan_jax.logs import save_png, to_uint8
 
     try:
@@ -305,6 +314,8 @@ def generate(argv: Sequence[str]) -> None:
                                 batch_size=batch_size.value)
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(e) from e
+    except CheckpointError as e:
+        raise SystemExit(f"{prog}: {e}") from None
     outdir = Path(common["outdir"].value)
     for seed, image in zip(seed_list, to_uint8(images), strict=True):
         save_png(outdir / f"seed{seed:04d}.png", image)
@@ -342,6 +353,7 @@ def figure(argv: Sequence[str]) -> None:
     require_dir(common["outdir"].value, "--outdir")
     from stylegan_jax import figures
     from stylegan_jax import generate as gen
+    from stylegan_jax.checkpoint import CheckpointError
 
     try:
         try:
@@ -361,6 +373,8 @@ def figure(argv: Sequence[str]) -> None:
             class_index=common["class_index"].value)
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(e) from e
+    except CheckpointError as e:
+        raise SystemExit(f"{prog}: {e}") from None
     print("\n".join(f"Wrote {path}" for path in written))
 
 

@@ -27,6 +27,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from stylegan_jax import parallel
 from stylegan_jax.networks import Generator, SynthesisNetwork
 
 PSI_RANGE = (-2.0, 2.0)  # truncation psi beyond this only extrapolates into garbage
@@ -198,15 +199,10 @@ class Model:
 def load(workdir_or_checkpoint: str | Path, step: int | None = None) -> Model:
     """The EMA generator of a run, from its workdir (latest checkpoint, or ``step`` images)
     or from one checkpoint directory ``WORKDIR/checkpoints/STEP``; placed on the first
-    device (CPU or GPU) whatever device count wrote the checkpoint."""
-    from stylegan_jax import parallel
-    from stylegan_jax.checkpoint import load_generator, resolve_step
+    device (CPU or GPU) whatever device count wrote the checkpoint (see
+    :func:`stylegan_jax.runs.load_run`)."""
+    # Imported here so that `import stylegan_jax` does not pull in Orbax and the trainer.
+    from stylegan_jax import runs
 
-    path = Path(workdir_or_checkpoint)
-    if path.parent.name == "checkpoints" and path.name.isdigit():
-        if step is not None and step != int(path.name):
-            raise ValueError(f"checkpoint {path} is step {path.name}, but step={step} was given")
-        path, step = path.parent.parent, int(path.name)
-    step = resolve_step(path, step)
-    config, G, variables = load_generator(path, step, mesh=parallel.make_mesh(1))
-    return Model(config, G, variables, step, *_compile(G))
+    run = runs.load_run(workdir_or_checkpoint, step, mesh=parallel.make_mesh(1))
+    return Model(run.config, run.G, run.variables, run.step, *_compile(run.G))

@@ -9,6 +9,8 @@ zlib on the main thread otherwise), and TensorBoard gets a box-downscaled copy.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -52,9 +54,50 @@ def downscale_for_tensorboard(image: np.ndarray, max_side: int) -> np.ndarray:
     small = np.asarray(pil.reduce(factor))  # box average; a partial last block is averaged too
     return small[..., None] if small.ndim == 2 else small
 
+def configure_logging(level: int = logging.INFO) -> None:
+    """Shows this package's log records (INFO and up) on stderr, one line each.
+
+    ``logging.basicConfig`` is not enough: importing absl (through Orbax) already gives the
+    root logger a handler, which makes ``basicConfig`` a no-op and leaves the root at WARNING,
+    so INFO lines such as "resuming from ..." never showed. Other libraries keep their
+    levels (Orbax's INFO chatter stays hidden)."""
+    package = logging.getLogger("stylegan_jax")
+    if not any(getattr(h, "_stylegan_jax", False) for h in package.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        handler._stylegan_jax = True
+        package.addHandler(handler)
+    package.setLevel(level)
+    package.propagate = False
+
+
+def truncate_records(path: str | Path, last_nimg: int) -> int:
+    """Drops the JSON lines of ``path`` past ``last_nimg`` images (and torn lines), so a
+    resumed run does not log the lost part of its last tick twice; returns how many."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    lines = path.read_text().splitlines()
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["nimg"] <= last_nimg:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            pass
+    if len(kept) != len(lines):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+    return len(lines) - len(kept)
+
 
 class RunWriter:
     """``metrics.jsonl`` + TensorBoard events in ``workdir``; inert when ``enabled`` is False.
+
+    ``resume_nimg``: the position a run (re)starts from (0 for a fresh start); records logged
+    past it by an interrupted run are dropped from ``metrics.jsonl`` and hidden from
+    TensorBoard (its ``purge_step``).
 
     ``image`` returns at once: PNG and TensorBoard encoding run on one background thread, one
     image at a time (a new image waits for the previous one, bounding memory). ``flush`` does
@@ -63,7 +106,8 @@ class RunWriter:
     resolution.
     """
 
-    def __init__(self, workdir: str | Path, enabled: bool = True, tb_image_max_side: int = 2048):
+    def __init__(self, workdir: str | Path, enabled: bool = True,
+                 resume_nimg: int | None = None, tb_image_max_side: int = 2048):
         self.workdir = Path(workdir)
         self.enabled = enabled
         self.tb_image_max_side = tb_image_max_side
@@ -75,8 +119,13 @@ class RunWriter:
             from tensorboardX import SummaryWriter
 
             self.workdir.mkdir(parents=True, exist_ok=True)
-            self._tb = SummaryWriter(str(self.workdir / "tensorboard"))
-            self._jsonl = open(self.workdir / "metrics.jsonl", "a")  # noqa: SIM115
+            jsonl = self.workdir / "metrics.jsonl"
+            if resume_nimg is not None and (dropped := truncate_records(jsonl, resume_nimg)):
+                logging.getLogger(__name__).info(
+                    "dropped %d log records past %d images from %s", dropped, resume_nimg, jsonl)
+            self._tb = SummaryWriter(str(self.workdir / "tensorboard"),
+                                     purge_step=None if resume_nimg is None else resume_nimg + 1)
+            self._jsonl = open(jsonl, "a")  # noqa: SIM115
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         """One JSON line ``{"nimg": step, "time": ..., **values}`` and TensorBoard scalars."""

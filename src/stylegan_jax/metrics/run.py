@@ -49,11 +49,11 @@ def run_metrics(workdir: str | os.PathLike, step: int | None, metric_names: list
     appends them to ``workdir/metrics.jsonl``; returns ``{name: value}`` (``ls`` gives
     ``ls_z`` and ``ls_w``). ``num_samples`` overrides every metric's sample count (quick
     checks). Weights default to ``$STYLEGAN_JAX_INCEPTION`` / ``$STYLEGAN_JAX_LPIPS``."""
-    from stylegan_jax.checkpoint import load_generator, resolve_step
+    from stylegan_jax.runs import load_run  # checkpoint loading stays out of metric modules
 
     check_names(metric_names)
-    step = resolve_step(workdir, step)
-    config, generator, variables = load_generator(os.fspath(workdir), step)
+    run = load_run(workdir, step)
+    config, generator, variables, step = run.config, run.G, run.variables, run.step
     dataset = config.dataset
     data_dir = data_dir if data_dir is not None else dataset.data_dir
     is_digits = dataset.name.startswith("digits")

@@ -1,0 +1,92 @@
+"""Loading a trained run: a workdir (or one checkpoint directory ``WORKDIR/checkpoints/STEP``)
+-> the sampling model (the EMA generator's module and variables), the run's config, the
+checkpoint's step and its loop position (resolution and fade of the phase it was saved in).
+
+Sampling and metrics read only the checkpoint's ``g_ema`` item (``{'params', 'w_avg'}``);
+checkpoints written before that item existed hold the EMA generator inside the ``state`` item
+and are read from there. The step is resolved once, through one read-only Orbax manager.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from stylegan_jax import parallel
+from stylegan_jax.checkpoint import G_EMA, STATE, Checkpointer, LoopPosition
+from stylegan_jax.networks import Generator
+from stylegan_jax.training import build_models
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One checkpoint of a run, ready to sample: ``variables`` are
+    ``{'params': EMA params, 'stats': {'w_avg': ...}}`` for ``G.apply``."""
+
+    config: ml_collections.ConfigDict
+    G: Generator
+    variables: dict
+    step: int
+    position: LoopPosition
+    checkpoint: Path
+
+
+def split_path(path: str | Path, step: int | None) -> tuple[Path, int | None]:
+    """``(workdir, step)`` for a workdir or a checkpoint directory ``WORKDIR/checkpoints/N``
+    (whose ``N`` must agree with ``step`` when both are given)."""
+    path = Path(path)
+    if path.parent.name == "checkpoints" and path.name.isdigit():
+        if step is not None and step != int(path.name):
+            raise ValueError(f"checkpoint {path} is step {path.name}, but step {step} was asked")
+        return path.parent.parent, int(path.name)
+    return path, step
+
+
+def ema_abstract(G: Generator, sharding: jax.sharding.Sharding) -> dict:
+    """Shapes, dtypes and ``sharding`` of the ``g_ema`` item of ``G``'s checkpoints."""
+    z = jnp.zeros((1, G.latent_size))
+    labels = jnp.zeros((1, G.label_size)) if G.label_size else None
+    shapes = jax.eval_shape(G.init, jax.random.key(0), z, labels)
+    item = {"params": shapes["params"], "w_avg": shapes["stats"]["w_avg"]}
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                        item)
+
+
+def _legacy_ema(ckpt: Checkpointer, step: int, sharding: jax.sharding.Sharding) -> dict:
+    """The EMA generator of a checkpoint without a ``g_ema`` item, from its whole ``state``."""
+    saved = ckpt.item_metadata(step, STATE)
+    abstract = jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), saved,
+        is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"))
+    state = ckpt.restore(step, {STATE: abstract})[0][STATE]
+    return {"params": state["g_ema_params"], "w_avg": state["w_avg"]}
+
+
+def load_run(path: str | Path, step: int | None = None,
+             mesh: jax.sharding.Mesh | None = None) -> Run:
+    """Checkpoint ``step`` (images seen; default the latest) of the run at ``path`` (a workdir
+    or one checkpoint directory), its EMA generator replicated on ``mesh`` (default: all
+    devices), whatever device count wrote it."""
+    workdir, step = split_path(path, step)
+    if not workdir.is_dir():
+        raise FileNotFoundError(f"run directory {workdir} does not exist")
+    sharding = parallel.replicated_sharding(mesh or parallel.make_mesh())
+    ckpt = Checkpointer(workdir, async_save=False, read_only=True)
+    try:
+        step = ckpt.checked_step(step)
+        meta = ckpt.restore_meta(step)
+        config = ml_collections.ConfigDict(meta["config"])
+        G = build_models(config)[0]
+        if G_EMA in ckpt.items(step):
+            ema = ckpt.restore(step, {G_EMA: ema_abstract(G, sharding)})[0][G_EMA]
+        else:
+            ema = _legacy_ema(ckpt, step, sharding)
+    finally:
+        ckpt.close()
+    variables = {"params": ema["params"], "stats": {"w_avg": ema["w_avg"]}}
+    return Run(config, G, variables, step, LoopPosition.from_meta(meta), ckpt.path(step))
+
