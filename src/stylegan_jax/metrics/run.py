@@ -6,7 +6,8 @@ the format of the training logs).
 
 Names: ``fid<N>k`` (e.g. ``fid50k``: N thousand generated images vs as many reals),
 ``ppl_{z,w}{full,end}`` (100k samples), ``ls`` (200k samples, 100k kept; only for digits
-runs unless a ``classifier`` is passed).
+runs unless a ``classifier`` is passed), ``modes`` (26k samples: modes covered of 1,000 and
+their KL to the real distribution, for runs on ``stacked_digits``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stylegan_jax.data import digits_classifier as digits_classifier_lib
 from stylegan_jax.metrics import frechet as fid_lib
 from stylegan_jax.metrics import inception as inception_lib
 from stylegan_jax.metrics import lpips as lpips_lib
+from stylegan_jax.metrics import modes as modes_lib
 from stylegan_jax.metrics import path_length as ppl_lib
 from stylegan_jax.metrics import separability as ls_lib
 
@@ -31,10 +34,10 @@ _FID = re.compile(r"fid(\d+)k$")
 
 def check_names(names: list[str]) -> None:
     """Raises ``ValueError`` for an unknown metric name."""
-    bad = [n for n in names if not (_PPL.match(n) or _FID.match(n) or n == "ls")]
+    bad = [n for n in names if not (_PPL.match(n) or _FID.match(n) or n in ("ls", "modes"))]
     if bad:
         raise ValueError(f"unknown metrics {bad}; use fid<N>k (e.g. fid50k), "
-                         "ppl_zfull, ppl_wfull, ppl_zend, ppl_wend, ls")
+                         "ppl_zfull, ppl_wfull, ppl_zend, ppl_wend, ls, modes")
 
 
 def run_metrics(workdir: str | os.PathLike, step: int | None, metric_names: list[str], *,
@@ -87,6 +90,11 @@ def run_metrics(workdir: str | os.PathLike, step: int | None, metric_names: list
                 generator, variables, lpips_params, space=m.group(1), sampling=m.group(2),
                 num_samples=num_samples or 100000, crop=dataset.name.startswith("ffhq"),
                 batch_size=batch_size, seed=seed)}
+        elif name == "modes":
+            values = modes_lib.mode_coverage(
+                modes_lib.generator_sampler(generator, variables),
+                digits_classifier_lib.digits_classifier(), num_samples=num_samples or 26000,
+                batch_size=batch_size, seed=seed)
         else:
             n = num_samples or 200000
             values = ls_lib.linear_separability(
