@@ -40,12 +40,15 @@ from stylegan_jax.checkpoint import (
     WorkdirLock,
     check_resumable,
 )
+from stylegan_jax.compile_cache import enable_compilation_cache
 from stylegan_jax.data.pipeline import InputPipeline
 from stylegan_jax.data.prepared import open_prepared
+from stylegan_jax.images import to_uint8
 from stylegan_jax.layers import upscale2d
-from stylegan_jax.logs import RunWriter, image_grid, to_uint8
+from stylegan_jax.logs import RunWriter, image_grid
 from stylegan_jax.metrics.frechet import FeatureExtractor
 from stylegan_jax.metrics.periodic import PeriodicFID
+from stylegan_jax.models import build_networks
 from stylegan_jax.schedule import Phase, ema_beta, training_schedule
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
     (tests). A dataset that is not prepared raises ``DatasetNotPreparedError`` before anything
     is written."""
     open_prepared(config.dataset.data_dir, config.dataset.name)
+    enable_compilation_cache(workdir)
     workdir, mesh = Path(workdir), mesh or parallel.make_mesh()
     with contextlib.ExitStack() as cleanup:
         if jax.process_index() == 0:
@@ -119,7 +123,7 @@ def _open(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.M
           cleanup: contextlib.ExitStack) -> tuple[_Loop, training.TrainState, LoopPosition]:
     """Restores or creates the state and builds everything the loop needs."""
     is_main = jax.process_index() == 0
-    G, D = training.build_models(config)
+    G, D = build_networks(config)
     optimizer = training.make_optimizer(config)
     ckpt = Checkpointer(workdir, keep=config.keep_checkpoints, snapshot_kimg=config.snapshot_kimg)
     cleanup.callback(ckpt.close)
@@ -282,7 +286,8 @@ def _end_tick(loop: _Loop, state: training.TrainState, position: LoopPosition, p
     fid = None
     if loop.periodic_fid is not None and loop.periodic_fid.due(position.nimg, done):
         fid = loop.periodic_fid(loop.G, {"params": state.g_ema_params,
-                                         "stats": {"w_avg": state.w_avg}}, phase, position.nimg)
+                                         "stats": {"w_avg": state.w_avg}},
+                                phase.resolution, phase.fade, position.nimg)
         values["metrics/fid"] = fid  # over config.fid.num_images images
     loop.writer.scalars(position.nimg, values)
     loop.bar.set_postfix_str(

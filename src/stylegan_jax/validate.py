@@ -95,7 +95,6 @@ RULES: dict[str, Check] = {
     "G.latent_size": integer(1), "G.dlatent_size": integer(1), "G.mapping_layers": integer(0),
     "G.mapping_fmaps": integer(1), "G.mapping_lrmul": POSITIVE, "G.fmap_base": integer(1),
     "G.fmap_decay": NONNEGATIVE, "G.fmap_max": integer(1),
-    "G.truncation_psi": real(-2, 2, optional=True),
     "G.truncation_cutoff": integer(0, optional=True), "G.dlatent_avg_beta": PROBABILITY,
     "G.style_mixing_prob": PROBABILITY,
     "D.fmap_base": integer(1), "D.fmap_decay": NONNEGATIVE, "D.fmap_max": integer(1),
@@ -119,6 +118,7 @@ RULES: dict[str, Check] = {
     # Loop.
     "G_smoothing_kimg": NONNEGATIVE, "total_kimg": POSITIVE, "minibatch_repeats": integer(1),
     "max_nonfinite_steps": integer(1), "compute_dtype": one_of("float32", "bfloat16"),
+    "resample_impl": one_of("fused", "reference"),
     "seed": integer(0, 2**32 - 1), "image_snapshot_ticks": integer(1),
     "checkpoint_ticks": integer(1), "keep_checkpoints": integer(1), "snapshot_kimg": POSITIVE,
     "grid_size": integer(1),

@@ -38,6 +38,7 @@ from etils import epath
 from tqdm import tqdm
 
 from stylegan_jax.data import images as images_lib
+from stylegan_jax.images import box_downsample_uint8
 
 SHARD_BYTES = 1 << 30  # ~1 GB of pixels per array_record shard
 
@@ -149,7 +150,7 @@ class _ImageBuilder(tfds.core.ShardBasedBuilder, skip_registration=True):
         if bad and not skip_bad:
             listing = "\n".join(f"  {k}: {why}" for k, why in bad.items())
             raise SourceError(f"{len(bad)} of {len(source.keys)} source files are unusable, "
-                              f"nothing was written (--skip_bad skips them):\n{listing}")
+                              f"nothing was written (skip_bad=True skips them):\n{listing}")
         if bad:
             logging.warning("skipping %d unusable source files: %s", len(bad), bad)
         good = [k for k in source.keys if k not in bad]
@@ -226,7 +227,7 @@ sub-folders or flat), or the zip file.
             if h < r:
                 raise images_lib.BadImageError(f"{w}x{h} is smaller than {r}x{r}")
 
-        return self._plan_files(files, check, lambda im: images_lib.box_downsample(im, r),
+        return self._plan_files(files, check, lambda im: box_downsample_uint8(im, r),
                                 skip_bad, labelled=False)
 
 

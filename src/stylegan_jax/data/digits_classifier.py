@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from stylegan_jax.images import box_mean
+
 HELD_OUT_FRACTION = 0.2
 SPLIT_SEED = 0
 
@@ -33,8 +35,7 @@ def channel_features(images: Any, value_range: tuple[float, float] = (-1.0, 1.0)
     n, h, w, c = x.shape
     if h != w or h % 8:
         raise ValueError(f"digit images must be square with a side divisible by 8, got {h}x{w}")
-    f = h // 8
-    small = x.reshape(n, 8, f, 8, f, c).mean(axis=(2, 4))  # [N, 8, 8, C]
+    small = box_mean(x, h // 8)  # [N, 8, 8, C]
     return small.transpose(0, 3, 1, 2).reshape(n, c, 64)
 
 

@@ -54,7 +54,7 @@ def prepare_dataset(dataset: str, data_dir: str | os.PathLike, *,
     name = f"{dataset}/{config}"
     if Path(builder.data_dir).exists() and not overwrite:
         raise FileExistsError(f"{name} is already prepared in {builder.data_dir} "
-                              "(--overwrite replaces it)")
+                              "(overwrite=True replaces it)")
     plan = builder.check_source(source, skip_bad=skip_bad)
 
     new_dirs = [d for d in (data_dir, data_dir / dataset, data_dir / dataset / config)

@@ -19,7 +19,6 @@ from stylegan_jax.layers import upscale2d
 from stylegan_jax.metrics import frechet as fid_lib
 from stylegan_jax.metrics import inception as inception_lib
 from stylegan_jax.networks import Generator
-from stylegan_jax.schedule import Phase
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +72,10 @@ class PeriodicFID:
         """True at the first tick past each multiple of the interval, and at the end."""
         return nimg // self.interval != self._bucket or done
 
-    def __call__(self, G: Generator, variables: Any, phase: Phase, nimg: int) -> float:
+    def __call__(self, G: Generator, variables: Any, resolution: int, fade: float,
+                 nimg: int) -> float:
+        """FID of ``G`` at the phase's current ``resolution`` and ``fade``, ``nimg`` images
+        into training."""
         fid = self.config.fid
         if self._reals is None:
             self._reals = fid_lib.dataset_stats(
@@ -83,7 +85,7 @@ class PeriodicFID:
                 cache_dir=self.cache_dir,
                 cache_key=f"{fid.inception_mode}:{fid.inception_weights}:{self.extractor.dim}")
         self._bucket = nimg // self.interval
-        generator = PhaseGenerator(G, phase.resolution, float(phase.fade))
+        generator = PhaseGenerator(G, resolution, float(fade))
         return fid_lib.fid(generator, variables, self._reals, self.extractor,
                            num_images=fid.num_images, batch_size=fid.batch_size,
                            seed=self.config.seed, mesh=self.mesh)

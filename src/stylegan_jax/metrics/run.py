@@ -47,17 +47,28 @@ def run_metrics(workdir: str | os.PathLike, step: int | None, metric_names: list
                 data_dir: str | os.PathLike | None = None, batch_size: int = 64,
                 seed: int = 0, cache_dir: str | os.PathLike | None = DEFAULT_CACHE,
                 num_samples: int | None = None,
-                classifier: ls_lib.Classifier | None = None) -> dict[str, Any]:
+                classifier: ls_lib.Classifier | None = None,
+                dataset_name: str | None = None) -> dict[str, Any]:
     """Computes ``metric_names`` for checkpoint ``step`` (None: latest) of ``workdir`` and
     appends them to ``workdir/metrics.jsonl``; returns ``{name: value}`` (``ls`` gives
     ``ls_z`` and ``ls_w``). ``num_samples`` overrides every metric's sample count (quick
-    checks). Weights default to ``$STYLEGAN_JAX_INCEPTION`` / ``$STYLEGAN_JAX_LPIPS``."""
+    checks). Weights default to ``$STYLEGAN_JAX_INCEPTION`` / ``$STYLEGAN_JAX_LPIPS``.
+    ``workdir`` may also be an official StyleGAN ``.pkl`` (its Gs; results are returned, not
+    written); ``dataset_name`` overrides ``config.dataset.name`` (the FID reals, the PPL crop)."""
     from stylegan_jax.runs import load_run  # checkpoint loading stays out of metric modules
 
     check_names(metric_names)
-    run = load_run(workdir, step)
-    config, generator, variables, step = run.config, run.G, run.variables, run.step
+    if Path(workdir).suffix == ".pkl" and not Path(workdir).is_dir():
+        from stylegan_jax.generate import load
+
+        model, step = load(workdir, step), None
+        config, generator, variables = model.config, model.G, model.variables
+    else:
+        run = load_run(workdir, step)
+        config, generator, variables, step = run.config, run.G, run.variables, run.step
     dataset = config.dataset
+    if dataset_name:
+        dataset.name = dataset_name
     data_dir = data_dir if data_dir is not None else dataset.data_dir
     is_digits = dataset.name.startswith("digits")
     if "ls" in metric_names and classifier is None:
@@ -100,7 +111,8 @@ def run_metrics(workdir: str | os.PathLike, step: int | None, metric_names: list
             values = ls_lib.linear_separability(
                 generator, variables, classifier, num_samples=n, num_keep=n // 2,
                 batch_size=batch_size, seed=seed)
-        write_results(workdir, step, values)
+        if step is not None:
+            write_results(workdir, step, values)
         results.update(values)
     return results
 
