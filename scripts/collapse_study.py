@@ -21,28 +21,28 @@ import json
 import sys
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 
 
 def raw_variables(workdir: str, step: int) -> dict:
     """``G.apply`` variables of the *training* generator (not its EMA) of checkpoint ``step``,
-    read from the checkpoint's whole ``state`` item."""
-    import jax
+    restored (and checksum-verified) as the training loop resumes it."""
+    from stylegan_jax import parallel, training
+    from stylegan_jax.checkpoint import Checkpointer
+    from stylegan_jax.models import build_networks
+    from stylegan_jax.training_loop import checkpoint_items, state_from_items
 
-    from stylegan_jax import parallel
-    from stylegan_jax.checkpoint import STATE, Checkpointer
-
-    sharding = parallel.replicated_sharding(parallel.make_mesh())
     ckpt = Checkpointer(workdir, async_save=False, read_only=True)
     try:
-        abstract = jax.tree.map(
-            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
-            ckpt.item_metadata(step, STATE),
-            is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"))
-        state = ckpt.restore(step, {STATE: abstract})[0][STATE]
+        config = ml_collections.ConfigDict(ckpt.restore_meta(step)["config"])
+        G, D = build_networks(config)
+        abstract = training.abstract_train_state(config, G, D, training.make_optimizer(config),
+                                                 parallel.make_mesh())
+        state = state_from_items(ckpt.restore(step, checkpoint_items(abstract))[0])
     finally:
         ckpt.close()
-    return {"params": state["g_params"], "stats": {"w_avg": state["w_avg"]}}
+    return {"params": state.g_params, "stats": {"w_avg": state.w_avg}}
 
 
 def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0, raw: bool = False) -> dict:
