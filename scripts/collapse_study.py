@@ -29,7 +29,7 @@ def raw_variables(workdir: str, step: int) -> dict:
     """``G.apply`` variables of the *training* generator (not its EMA) of checkpoint ``step``,
     restored (and checksum-verified) as the training loop resumes it."""
     from stylegan_jax import parallel, training
-    from stylegan_jax.checkpoint import Checkpointer
+    from stylegan_jax.checkpoint import G_EMA, STATE, Checkpointer
     from stylegan_jax.models import build_networks
     from stylegan_jax.training_loop import checkpoint_items, state_from_items
 
@@ -39,7 +39,8 @@ def raw_variables(workdir: str, step: int) -> dict:
         G, D = build_networks(config)
         abstract = training.abstract_train_state(config, G, D, training.make_optimizer(config),
                                                  parallel.make_mesh())
-        state = state_from_items(ckpt.restore(step, checkpoint_items(abstract))[0])
+        items = checkpoint_items(abstract) if G_EMA in ckpt.items(step) else {STATE: abstract}
+        state = state_from_items(ckpt.restore(step, items)[0])
     finally:
         ckpt.close()
     return {"params": state.g_params, "stats": {"w_avg": state.w_avg}}
