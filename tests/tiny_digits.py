@@ -13,7 +13,7 @@ def tiny_digits_config(data_dir, *, total_kimg: float = 0.256,
     32-image ticks and 64-image progressive-growing phases."""
     config = paper_config(32)
     config.G.update(dict(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2,
-                         fmap_base=32, fmap_max=8))
+                         fmap_base=32, fmap_max=8, style_mixing_groups=1))
     config.D.update(dict(fmap_base=32, fmap_max=8))
     config.dataset.update(dict(name="digits/32", data_dir=str(data_dir),
                                mirror_augment=mirror_augment, workers=2, prefetch=2))

@@ -117,11 +117,13 @@ class FirstInEachInterval:
         return keep
 
 
-class LowestFID:
-    """Orbax preservation policy: keep the checkpoint with the lowest ``fid`` metric."""
+class LowestScore:
+    """Orbax preservation policy: keep the checkpoint with the lowest ``score`` metric (the
+    chosen training metric, negated when higher is better; ``fid`` in older runs)."""
 
     def should_preserve(self, checkpoints: Sequence[Any], *, context: Any) -> Sequence[bool]:
-        fids = [(c.metrics or {}).get("fid") for c in checkpoints]
+        fids = [(c.metrics or {}).get("score", (c.metrics or {}).get("fid"))
+                for c in checkpoints]
         scored = [i for i, f in enumerate(fids) if f is not None]
         best = min(scored, key=lambda i: fids[i]) if scored else None
         return [i == best for i in range(len(checkpoints))]
@@ -229,7 +231,7 @@ class Checkpointer:
         else:
             policy = checkpoint_managers.AnyPreservationPolicy([
                 checkpoint_managers.LatestN(keep),
-                FirstInEachInterval(max(int(snapshot_kimg * 1000), 1)), LowestFID()])
+                FirstInEachInterval(max(int(snapshot_kimg * 1000), 1)), LowestScore()])
             options = ocp.CheckpointManagerOptions(
                 preservation_policy=policy, enable_async_checkpointing=async_save)
         with _quiet_orbax_errors():  # a read-only manager warns that it is read-only
@@ -251,16 +253,17 @@ class Checkpointer:
         return {p.name for p in self.path(step).iterdir() if p.is_dir()}
 
     def save(self, nimg: int, items: dict[str, Any], meta: dict,
-             fid: float | None = None) -> None:
+             score: float | None = None) -> None:
         """Starts an (async) save of the pytrees ``items`` and ``meta`` (plus the items'
-        checksums) as checkpoint ``nimg``; ``fid`` ranks it for keeping the best one."""
+        checksums) as checkpoint ``nimg``; ``score`` (lower is better) ranks it for keeping
+        the best one."""
         meta = {**meta, "checksums": {name: tree_checksums(tree)
                                       for name, tree in items.items()}}
         args = {name: ocp.args.StandardSave(tree) for name, tree in items.items()}
         self._in_flight = nimg
         with self._save_errors(nimg):
             self.manager.save(nimg, args=ocp.args.Composite(**args, meta=ocp.args.JsonSave(meta)),
-                              force=True, metrics=None if fid is None else {"fid": fid})
+                              force=True, metrics=None if score is None else {"score": score})
 
     def wait(self) -> None:
         """Waits for the save in flight; a failed one raises :class:`CheckpointError`."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -106,15 +107,15 @@ def _compile(G: Generator) -> tuple[Any, Any]:
     """Jitted z -> w and z-or-w -> image functions; ``cutoff`` is static, ``psi`` traced."""
 
     def map_(variables, z, labels):
-        return G.apply(variables, z, labels, method=Generator.map)
+        return G.apply(variables, z, labels, method="map")
 
     def run(variables, z, labels, w, psi, noise, cutoff):
         if w is None:
-            w = G.apply(variables, z, labels, method=Generator.map)
-        w = G.apply(variables, w, method=Generator.broadcast)
+            w = G.apply(variables, z, labels, method="map")
+        w = G.apply(variables, w, method="broadcast")
         if psi is not None:
-            w = G.apply(variables, w, psi, cutoff, method=Generator.truncate)
-        return G.apply(variables, w, noise=noise, method=Generator.synthesize)
+            w = G.apply(variables, w, psi, cutoff, method="truncate")
+        return G.apply(variables, w, noise=noise, method="synthesize")
 
     return jax.jit(map_), jax.jit(run, static_argnames="cutoff")
 
@@ -196,13 +197,20 @@ class Model:
         return np.concatenate(out)
 
 
-def load(workdir_or_checkpoint: str | Path, step: int | None = None) -> Model:
+def load(workdir_or_checkpoint: str | Path, step: int | None = None, *,
+         compute_dtype: str = "float32") -> Model:
     """The EMA generator of a run, from its workdir (latest checkpoint, or ``step`` images)
     or from one checkpoint directory ``WORKDIR/checkpoints/STEP``; placed on the first
     device (CPU or GPU) whatever device count wrote the checkpoint (see
-    :func:`stylegan_jax.runs.load_run`)."""
+    :func:`stylegan_jax.runs.load_run`). It samples at the checkpoint's resolution and fade
+    (images upsampled to the full resolution), in float32 unless ``compute_dtype`` is
+    ``'bfloat16'`` (faster, slightly different images)."""
     # Imported here so that `import stylegan_jax` does not pull in Orbax and the trainer.
     from stylegan_jax import runs
 
-    run = runs.load_run(workdir_or_checkpoint, step, mesh=parallel.make_mesh(1))
+    dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+    if compute_dtype not in dtypes:
+        raise ValueError(f"compute_dtype must be one of {sorted(dtypes)}, got {compute_dtype!r}")
+    run = runs.load_run(workdir_or_checkpoint, step, mesh=parallel.make_mesh(1),
+                        dtype=dtypes[compute_dtype])
     return Model(run.config, run.G, run.variables, run.step, *_compile(run.G))

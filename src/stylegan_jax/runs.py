@@ -10,7 +10,9 @@ and are read from there. The step is resolved once, through one read-only Orbax 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +21,10 @@ import ml_collections
 from stylegan_jax import parallel
 from stylegan_jax.checkpoint import Checkpointer, LoopPosition
 from stylegan_jax.networks import Generator
+from stylegan_jax.sampling import PhaseGenerator, at_phase, phase_note
 from stylegan_jax.training import build_models
+
+log = logging.getLogger(__name__)
 
 G_EMA = "g_ema"  # checkpoint item: the EMA generator, {'params': ..., 'w_avg': ...}
 STATE = "state"  # checkpoint item: the rest of the train state (all of it in old checkpoints)
@@ -27,11 +32,13 @@ STATE = "state"  # checkpoint item: the rest of the train state (all of it in ol
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One checkpoint of a run, ready to sample: ``variables`` are
+    """One checkpoint of a run, ready to sample: ``G`` is the EMA generator at the
+    checkpoint's phase (resolution and fade, output at full size; see
+    :mod:`stylegan_jax.sampling`), ``variables`` are
     ``{'params': EMA params, 'stats': {'w_avg': ...}}`` for ``G.apply``."""
 
     config: ml_collections.ConfigDict
-    G: Generator
+    G: PhaseGenerator
     variables: dict
     step: int
     position: LoopPosition
@@ -71,10 +78,12 @@ def _legacy_ema(ckpt: Checkpointer, step: int, sharding: jax.sharding.Sharding) 
 
 
 def load_run(path: str | Path, step: int | None = None,
-             mesh: jax.sharding.Mesh | None = None) -> Run:
+             mesh: jax.sharding.Mesh | None = None, dtype: Any = jnp.float32) -> Run:
     """Checkpoint ``step`` (images seen; default the latest) of the run at ``path`` (a workdir
     or one checkpoint directory), its EMA generator replicated on ``mesh`` (default: all
-    devices), whatever device count wrote it."""
+    devices), whatever device count wrote it. The generator computes in ``dtype`` (float32
+    whatever the run trained in) at the checkpoint's resolution and fade; a checkpoint saved
+    before the final resolution is logged as such."""
     workdir, step = split_path(path, step)
     if not workdir.is_dir():
         raise FileNotFoundError(f"run directory {workdir} does not exist")
@@ -92,5 +101,9 @@ def load_run(path: str | Path, step: int | None = None,
     finally:
         ckpt.close()
     variables = {"params": ema["params"], "stats": {"w_avg": ema["w_avg"]}}
-    return Run(config, G, variables, step, LoopPosition.from_meta(meta), ckpt.path(step))
+    position = LoopPosition.from_meta(meta)
+    G = at_phase(G, position.resolution, position.fade or 0.0, dtype=dtype)
+    if note := phase_note(G):
+        log.warning("%s: %s", ckpt.path(step), note)
+    return Run(config, G, variables, step, position, ckpt.path(step))
 
