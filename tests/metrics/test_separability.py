@@ -59,8 +59,9 @@ def test_linear_separability_on_tiny_generator():
 
 def test_digits_classifier_recognises_the_digits():
     from stylegan_jax.data.builders import digits_arrays
+    from stylegan_jax.data.digits_classifier import digits_classifier
 
-    classify = ls.digits_classifier()
+    classify = digits_classifier()
     images, labels = digits_arrays()
     probs = classify(jnp.asarray(images[::5] / 127.5 - 1.0, jnp.float32))
     assert probs.shape == (len(labels[::5]), 10)

@@ -53,7 +53,11 @@ def real_data(config: ml_collections.ConfigDict,
 
 def run_classifier(config: ml_collections.ConfigDict) -> ls_lib.Classifier | None:
     """The attribute classifier a run brings for ``ls``: digits runs the digits one."""
-    return ls_lib.digits_classifier() if config.dataset.name.startswith("digits") else None
+    if not config.dataset.name.startswith("digits"):
+        return None
+    from stylegan_jax.data.digits_classifier import digits_classifier
+
+    return digits_classifier()
 
 
 def jsonl_writer(workdir: str | os.PathLike, nimg: int
