@@ -59,7 +59,7 @@ def test_linear_separability_on_tiny_generator():
 
 def test_digits_classifier_recognises_the_digits():
     from stylegan_jax.data.builders import digits_arrays
-    from stylegan_jax.data.digits_classifier import digits_classifier
+    from stylegan_jax.data.digits_attributes import digits_classifier
 
     classify = digits_classifier()
     images, labels = digits_arrays()

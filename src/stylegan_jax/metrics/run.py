@@ -55,7 +55,7 @@ def run_classifier(config: ml_collections.ConfigDict) -> ls_lib.Classifier | Non
     """The attribute classifier a run brings for ``ls``: digits runs the digits one."""
     if not config.dataset.name.startswith("digits"):
         return None
-    from stylegan_jax.data.digits_classifier import digits_classifier
+    from stylegan_jax.data.digits_attributes import digits_classifier
 
     return digits_classifier()
 
