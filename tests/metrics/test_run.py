@@ -210,8 +210,8 @@ def test_computed_results_survive_a_failing_later_metric(tiny_config, tmp_path, 
 
 def test_cli_and_training_loop_share_the_driver_registry_and_real_statistics(
         tmp_path, probe, monkeypatch):
+    from stylegan_jax.data import pipeline
     from stylegan_jax.data.prepare import prepare_dataset
-    from stylegan_jax.metrics import frechet
 
     callers = []
     evaluate = registry.evaluate
@@ -237,7 +237,7 @@ def test_cli_and_training_loop_share_the_driver_registry_and_real_statistics(
     def no_recompute(*args, **kwargs):
         raise AssertionError("real statistics were recomputed instead of read from the cache")
 
-    monkeypatch.setattr(frechet, "dataset_stats", no_recompute)
+    monkeypatch.setattr(pipeline, "InputPipeline", no_recompute)  # reals are not read again
     results = run_lib.run_metrics(tmp_path / "run", None, ["fid32", "probe"],
                                   networks=registry.Networks(extractor=PixelFeatures()),
                                   cache_dir=tmp_path / "cache", batch_size=16, seed=config.seed)

@@ -11,7 +11,8 @@ driver, as in stylegan2-ada-pytorch's ``metric_main`` and big_vision's evaluator
   variables, the real data (:class:`RealData`) and a cache directory -> ``{key: value}``. Each
   metric's result goes to ``on_result`` as soon as it is computed, so a later failure loses
   nothing.
-- :func:`real_stats_key` is the one cache key of real FID statistics.
+- :func:`~stylegan_jax.metrics.frechet.real_stats_key` is the one cache key of real FID
+  statistics (used through :meth:`Context.real_stats`).
 
 Metric functions stay pure: they see a :class:`Context` (generator, data, networks, options),
 never a config, schedule, checkpoint or dataset name.
@@ -20,15 +21,12 @@ never a config, schedule, checkpoint or dataset name.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
 from jax.sharding import Mesh
 
 from stylegan_jax.metrics import frechet as fid_lib
@@ -126,30 +124,15 @@ class Context:
     ppl_crop: bool = False
 
     def real_stats(self, num_images: int) -> fid_lib.Stats:
-        """Real feature statistics, cached under :func:`real_stats_key`."""
+        """Real feature statistics, cached under
+        :func:`~stylegan_jax.metrics.frechet.real_stats_key`."""
         if self.reals is None:
             raise ValueError("FID needs the real dataset")
-        extractor = self.networks.extractor()
-        path = (None if self.cache_dir is None else
-                self.cache_dir / real_stats_key(self.reals, num_images,
-                                                self.networks.feature_id()))
-        if path is not None and path.is_file():
-            return fid_lib.Stats.load(path)
-        stats = fid_lib.dataset_stats(
-            self.reals.data_dir, self.reals.name, extractor, num_images=num_images,
-            mirror=self.reals.mirror, seed=self.reals.seed, batch_size=self.batch_size,
-            mesh=self.mesh, cache_dir=None)
-        if path is not None and jax.process_index() == 0:
-            stats.save(path)
-        return stats
-
-
-def real_stats_key(reals: RealData, num_images: int, feature_id: str) -> str:
-    """The file name of cached real statistics: dataset, images, mirror, order, extractor."""
-    key = json.dumps([os.fspath(Path(reals.data_dir).absolute()), reals.name, num_images,
-                      reals.mirror, reals.seed, feature_id])
-    digest = hashlib.md5(key.encode()).hexdigest()[:16]
-    return f"{reals.name.replace('/', '-')}-{num_images}-{digest}.npz"
+        r = self.reals
+        return fid_lib.dataset_stats(
+            r.data_dir, r.name, self.networks.extractor(), num_images=num_images,
+            mirror=r.mirror, seed=r.seed, batch_size=self.batch_size, mesh=self.mesh,
+            cache_dir=self.cache_dir, cache_key=self.networks.feature_id())
 
 
 @dataclasses.dataclass(frozen=True)
