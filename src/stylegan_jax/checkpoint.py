@@ -45,7 +45,11 @@ NETWORK_FIELDS = ("resolution", "num_channels", "label_size", "G", "D")
 # Config fields that change what a run means: resuming with another value is refused unless
 # the change is explicitly allowed (total_kimg, logging and data paths may change freely).
 MEANING_FIELDS = ("seed", "dataset.name", "dataset.mirror_augment", "loss", "sched", "opt",
-                  "minibatch_repeats", "G_smoothing_kimg", "compute_dtype")
+                  "minibatch_repeats", "G_smoothing_kimg", "compute_dtype",
+                  "G.style_mixing_groups")
+# Generator settings that only act in training (not on the variables), and their value in
+# checkpoints written before they existed.
+TRAINING_ONLY_G = {"style_mixing_groups": 1}
 META = "meta"
 ITEMS = ("state", "g_ema")  # the pytree items a checkpoint may hold, besides META
 TMP_SUFFIX = ".orbax-checkpoint-tmp"  # Orbax's temporary checkpoint directories
@@ -405,7 +409,8 @@ def network_mismatches(saved: dict, config: ml_collections.ConfigDict) -> list[s
     """Human-readable differences between a saved config (dict) and ``config`` in the fields
     that define the networks' variables."""
     return [f"config.{path} is {a!r} in the checkpoint but {b!r} now"
-            for path, a, b in config_differences(saved, config, NETWORK_FIELDS)]
+            for path, a, b in config_differences(saved, config, NETWORK_FIELDS)
+            if path.removeprefix("G.") not in TRAINING_ONLY_G]
 
 
 def check_resumable(saved: dict, config: ml_collections.ConfigDict, where: str,
@@ -414,6 +419,8 @@ def check_resumable(saved: dict, config: ml_collections.ConfigDict, where: str,
     networks differ (``ValueError``), or if a field that changes the run's meaning
     (:data:`MEANING_FIELDS`) differs and is not covered by ``allow`` (dotted field names or
     prefixes, e.g. ``seed``, ``sched``; :class:`ConfigChangeError`)."""
+    if isinstance(saved.get("G"), dict):
+        saved = {**saved, "G": {**TRAINING_ONLY_G, **saved["G"]}}
     problems = network_mismatches(saved, config)
     if problems:
         raise ValueError(f"{where} holds a checkpoint of a different network:\n  "

@@ -247,3 +247,19 @@ def test_cli_and_training_loop_share_the_driver_registry_and_real_statistics(
     assert sorted((tmp_path / "cache").glob("*.npz")) == cached
     cli.main(["metrics", "--workdir", str(tmp_path / "run"), "--metrics", "probe"])
     assert callers[-1] == ["probe"]
+
+
+def test_runs_saved_before_mixing_groups_resume_with_one_group(tiny_config):
+    """A checkpoint config without ``G.style_mixing_groups`` was trained with one group: it
+    resumes with 1, and a change to 8 is a change of the run's meaning, not of its network."""
+    from stylegan_jax.checkpoint import ConfigChangeError, check_resumable
+
+    saved = tiny_config.to_dict()
+    del saved["G"]["style_mixing_groups"]
+    check_resumable(saved, tiny_config, "old run")  # tiny_config has 1 group
+    eight = tiny_config.copy_and_resolve_references()
+    eight.G.style_mixing_groups = 8
+    with pytest.raises(ConfigChangeError, match="config.G.style_mixing_groups is 1 in the "
+                       "checkpoint but 8 now"):
+        check_resumable(saved, eight, "old run")
+    check_resumable(saved, eight, "old run", allow=["G.style_mixing_groups"])
