@@ -287,6 +287,19 @@ def test_nonfinite_ticks_never_push_out_the_last_finite_checkpoint(config_file, 
     assert "no checkpoint at 0.288 kimg: this tick had non-finite losses" in caplog.text
 
 
+def test_a_fresh_run_that_diverges_keeps_and_names_its_last_finite_checkpoint(config_file,
+                                                                              tmp_path):
+    # The learning rate ramps up from 0 to an exploding 1e30: the first tick (at lr 0) is
+    # finite and saved, every later one is not.
+    config = load_config(config_file, keep_checkpoints=1, max_nonfinite_steps=4)
+    config.sched.update(dict(G_lrate_base=1e30, D_lrate_base=1e30, lrate_rampup_kimg=0.064))
+    with pytest.raises(training_loop.NonFiniteError) as error:
+        training_loop.train(config, tmp_path)
+    assert Checkpointer(tmp_path).all_steps() == [32]
+    assert f"the last finite checkpoint is 0.032 kimg, {tmp_path.absolute()}/checkpoints/32" \
+        in str(error.value)
+
+
 def corrupt_truncate(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
@@ -348,7 +361,10 @@ def test_resume_refuses_a_changed_seed_unless_allowed(config_file, straight_run,
     with pytest.raises(ConfigChangeError, match=r"config\.seed is 1000 in the checkpoint but 7 "
                        r"now\. Resume with the run's config, or allow the change of seed"):
         training_loop.train(changed, workdir)
+    killed_save = workdir / "checkpoints" / "288.orbax-checkpoint-tmp-1"  # cut short by a kill
+    killed_save.mkdir()
     training_loop.train(changed, workdir, allow_config_change=["seed"])  # nothing left to do
+    assert not killed_save.exists()
 
 
 def test_a_locked_workdir_is_refused_naming_the_holder(config_file, tmp_path):

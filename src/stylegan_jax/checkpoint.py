@@ -20,6 +20,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -50,8 +51,10 @@ MEANING_FIELDS = ("seed", "dataset.name", "dataset.mirror_augment", "loss", "sch
 # Generator settings that only act in training (not on the variables), and their value in
 # checkpoints written before they existed.
 TRAINING_ONLY_G = {"style_mixing_groups": 1}
-META = "meta"
-ITEMS = ("state", "g_ema")  # the pytree items a checkpoint may hold, besides META
+# A checkpoint's items: the EMA generator ({'params', 'w_avg'}), the rest of the train state
+# (all of it in checkpoints written before G_EMA existed) and the JSON metadata.
+G_EMA, STATE, META = "g_ema", "state", "meta"
+ITEMS = (STATE, G_EMA)
 TMP_SUFFIX = ".orbax-checkpoint-tmp"  # Orbax's temporary checkpoint directories
 
 
@@ -156,7 +159,8 @@ def _describe(e: BaseException, limit: int = 400) -> str:
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     text = (lines[-1] if lines[0].startswith("Traceback") else lines[0]) if lines else ""
     text = text.split(" [tensorstore_spec")[0]
-    text = f"{type(e).__name__}: {text}" if ": " not in text[:40] else text
+    if not re.match(r"[A-Z_]+: ", text):  # TensorStore's messages start with a status code
+        text = f"{type(e).__name__}: {text}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -178,17 +182,23 @@ def _is_closed_loop_noise(exc_type: type, exc: BaseException, tb: Any) -> bool:
 
 def _ignore_late_read_callbacks() -> None:
     """Keeps the late callbacks of a failed restore (one traceback per read still in flight,
-    printed through ``sys.excepthook``) off the terminal; any other error still prints."""
-    previous = sys.excepthook
-    if getattr(previous, "_stylegan_jax", False):
+    printed through ``sys.excepthook`` or ``sys.unraisablehook``) off the terminal; any other
+    error still prints."""
+    if getattr(sys.excepthook, "_stylegan_jax", False):
         return
+    previous_except, previous_unraisable = sys.excepthook, sys.unraisablehook
 
-    def hook(exc_type: type, exc: BaseException, tb: Any) -> None:
+    def excepthook(exc_type: type, exc: BaseException, tb: Any) -> None:
         if not _is_closed_loop_noise(exc_type, exc, tb):
-            previous(exc_type, exc, tb)
+            previous_except(exc_type, exc, tb)
 
-    hook._stylegan_jax = True
-    sys.excepthook = hook
+    def unraisablehook(unraisable: Any) -> None:
+        if not _is_closed_loop_noise(unraisable.exc_type, unraisable.exc_value,
+                                     unraisable.exc_traceback):
+            previous_unraisable(unraisable)
+
+    excepthook._stylegan_jax = True
+    sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
 
 
 def _join_orbax_writers(timeout: float = 60.0) -> None:
@@ -236,8 +246,11 @@ class Checkpointer:
             policy = checkpoint_managers.AnyPreservationPolicy([
                 checkpoint_managers.LatestN(keep),
                 FirstInEachInterval(max(int(snapshot_kimg * 1000), 1)), LowestScore()])
+            # cleanup_tmp_directories: a save cut short by a kill leaves its temporary
+            # directory; the workdir lock guarantees no other writer's save is in progress.
             options = ocp.CheckpointManagerOptions(
-                preservation_policy=policy, enable_async_checkpointing=async_save)
+                preservation_policy=policy, enable_async_checkpointing=async_save,
+                cleanup_tmp_directories=True)
         with _quiet_orbax_errors():  # a read-only manager warns that it is read-only
             self.manager = ocp.CheckpointManager(self.directory, options=options,
                                                  item_handlers=handlers)
@@ -255,6 +268,17 @@ class Checkpointer:
     def items(self, step: int) -> set[str]:
         """The names of the items stored in checkpoint ``step``."""
         return {p.name for p in self.path(step).iterdir() if p.is_dir()}
+
+    def item_metadata(self, step: int, name: str) -> Any:
+        """The saved tree of item ``name`` of checkpoint ``step`` with Orbax's array metadata
+        (``.shape``, ``.dtype``) as leaves; :class:`CheckpointError` if unreadable."""
+        try:
+            with _quiet_orbax_errors():
+                saved = self.manager.item_metadata(step)[name]
+        except Exception as e:
+            raise CheckpointError(f"checkpoint {self.path(step)} is unreadable: "
+                                  f"{_describe(e)}") from None
+        return getattr(saved, "tree", saved)  # orbax's TreeMetadata wraps the tree
 
     def save(self, nimg: int, items: dict[str, Any], meta: dict,
              score: float | None = None) -> None:

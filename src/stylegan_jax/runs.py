@@ -19,16 +19,12 @@ import jax.numpy as jnp
 import ml_collections
 
 from stylegan_jax import parallel
-from stylegan_jax.checkpoint import Checkpointer, LoopPosition
+from stylegan_jax.checkpoint import G_EMA, STATE, Checkpointer, LoopPosition
 from stylegan_jax.networks import Generator
 from stylegan_jax.sampling import PhaseGenerator, at_phase, phase_note
 from stylegan_jax.training import build_models
 
 log = logging.getLogger(__name__)
-
-G_EMA = "g_ema"  # checkpoint item: the EMA generator, {'params': ..., 'w_avg': ...}
-STATE = "state"  # checkpoint item: the rest of the train state (all of it in old checkpoints)
-
 
 @dataclasses.dataclass(frozen=True)
 class Run:
@@ -68,8 +64,7 @@ def ema_abstract(G: Generator, sharding: jax.sharding.Sharding) -> dict:
 
 def _legacy_ema(ckpt: Checkpointer, step: int, sharding: jax.sharding.Sharding) -> dict:
     """The EMA generator of a checkpoint without a ``g_ema`` item, from its whole ``state``."""
-    saved = ckpt.manager.item_metadata(step)[STATE]
-    saved = getattr(saved, "tree", saved)  # orbax's TreeMetadata wraps the tree
+    saved = ckpt.item_metadata(step, STATE)
     abstract = jax.tree.map(
         lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), saved,
         is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"))

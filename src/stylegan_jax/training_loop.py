@@ -32,6 +32,8 @@ from tqdm import tqdm
 
 from stylegan_jax import parallel, training
 from stylegan_jax.checkpoint import (
+    G_EMA,
+    STATE,
     Checkpointer,
     LoopPosition,
     StopSignal,
@@ -44,7 +46,6 @@ from stylegan_jax.layers import upscale2d
 from stylegan_jax.logs import RunWriter, image_grid, to_uint8
 from stylegan_jax.metrics.periodic import PeriodicMetrics
 from stylegan_jax.metrics.registry import Networks
-from stylegan_jax.runs import G_EMA, STATE
 from stylegan_jax.schedule import Phase, ema_beta, training_schedule
 
 log = logging.getLogger(__name__)
