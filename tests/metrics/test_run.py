@@ -230,6 +230,7 @@ def test_cli_and_training_loop_share_the_driver_registry_and_real_statistics(
     training_loop.train(config, tmp_path / "run", metric_networks=networks)
     assert callers == [["fid32", "probe"]]
     [trained] = [r for r in records(tmp_path / "run") if "metrics/fid32" in r]
+    assert trained["metrics/fid32/num_samples"] == 32
     assert trained["metrics/probe"] == pytest.approx(float(np.mean(probe[-1])))
     cached = sorted((tmp_path / "cache").glob("*.npz"))
     assert len(cached) == 1

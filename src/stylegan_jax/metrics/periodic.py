@@ -77,9 +77,18 @@ class PeriodicMetrics:
         return value if self.best.lower_is_better else -value
 
     def __call__(self, G: Generator, variables: Any, phase: Phase, nimg: int) -> dict[str, float]:
+        """``{key: value}`` of every metric, plus its numeric options as ``NAME/option``
+        (``num_samples``, ``ppl_crop`` as 0 or 1) so that the log records how it was run."""
         self._bucket = nimg // self.interval
-        return registry.evaluate(
+        options: dict[str, float] = {}
+
+        def record(name: str, values: dict[str, float], opts: dict[str, Any]) -> None:
+            options.update({f"{name}/{k}": float(v) for k, v in opts.items()
+                            if isinstance(v, bool | int | float)})
+
+        results = registry.evaluate(
             self.names, at_phase(G, phase.resolution, float(phase.fade)), variables,
             self.reals, networks=self.networks, cache_dir=cache_dir(self.config),
             batch_size=self.config.eval.batch_size, seed=self.config.seed, mesh=self.mesh,
-            ppl_crop=self.ppl_crop)
+            ppl_crop=self.ppl_crop, on_result=record)
+        return {**results, **options}
