@@ -141,6 +141,10 @@ def test_ppl_is_the_same_for_bf16_and_float32_runs(tiny_config, tmp_path, monkey
         cli.main(["metrics", "--workdir", str(workdir), "--metrics", "ppl_wend64",
                   "--batch_size", "16"])
         assert records(workdir)[-1]["ppl_wend64"] == pytest.approx(api["float32"], rel=1e-6)
+        assert records(workdir)[-1]["ppl_crop"] is False  # auto: digits are not faces
+    cli.main(["metrics", "--workdir", str(workdir), "--metrics", "ppl_wend64", "--batch_size",
+              "16", "--ppl_crop", "on"])
+    assert records(workdir)[-1]["ppl_crop"] is True
 
     from stylegan_jax.metrics import path_length
 
