@@ -14,6 +14,7 @@ is meaningless in bfloat16).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,6 +72,14 @@ def at_phase(G: Generator, resolution: int | None = None, fade: float = 0.0, *,
     full = resolution is None or (resolution == G.resolution and not fade)
     return PhaseGenerator(**fields, phase_resolution=None if full else int(resolution),
                           phase_fade=0.0 if full else float(fade))
+
+
+def lod_phase(resolution: int, lod: float) -> tuple[int, float]:
+    """An official ``lod`` (halvings below full ``resolution``) -> ``(current resolution,
+    fade)`` as the schedule defines them: ``2 ** (log2(R) - floor(lod))`` and ``frac(lod)``."""
+    if lod < 0 or 2 ** math.floor(lod) > resolution // 4:
+        raise ValueError(f"lod {lod} is outside [0, log2({resolution}) - 2]")
+    return resolution >> math.floor(lod), lod - math.floor(lod)
 
 
 def phase_note(G: PhaseGenerator) -> str | None:

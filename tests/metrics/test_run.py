@@ -268,3 +268,16 @@ def test_runs_saved_before_mixing_groups_resume_with_one_group(tiny_config):
                        "checkpoint but 8 now"):
         check_resumable(saved, eight, "old run")
     check_resumable(saved, eight, "old run", allow=["G.style_mixing_groups"])
+
+
+def test_official_lod_to_phase():
+    from stylegan_jax.sampling import lod_phase
+    from stylegan_jax.schedule import training_schedule
+
+    config = tiny_digits_config("unused")
+    for kimg in (0.0, 0.05, 0.1, 0.15, 0.2):  # stable 16x16, fade-in to 32x32, stable 32x32
+        phase = training_schedule(kimg * 1000, config.sched, 32, 1)
+        assert lod_phase(32, phase.lod) == (phase.resolution, pytest.approx(phase.fade))
+    assert lod_phase(1024, 1.25) == (512, 0.25)
+    with pytest.raises(ValueError, match="lod"):
+        lod_phase(32, 4.0)
