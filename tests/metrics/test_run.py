@@ -281,3 +281,16 @@ def test_official_lod_to_phase():
     assert lod_phase(1024, 1.25) == (512, 0.25)
     with pytest.raises(ValueError, match="lod"):
         lod_phase(32, 4.0)
+
+
+def test_generate_may_sample_in_bfloat16(tiny_config, tmp_path):
+    save_checkpoint(tmp_path, tiny_config, fresh_state(tiny_config),
+                    LoopPosition(nimg=32, resolution=32, fade=0.0))
+    exact, fast = sg.load(tmp_path), sg.load(tmp_path, compute_dtype="bfloat16")
+    assert (exact.G.dtype, fast.G.dtype) == (jnp.float32, jnp.bfloat16)
+    z = exact.z([0, 1])
+    a, b = exact.generate(z), fast.generate(z)
+    assert a.dtype == b.dtype == np.float32 and not np.array_equal(a, b)
+    np.testing.assert_allclose(a, b, atol=0.1 * np.abs(a).max())
+    with pytest.raises(ValueError, match="compute_dtype"):
+        sg.load(tmp_path, compute_dtype="float16")
