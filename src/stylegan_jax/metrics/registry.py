@@ -36,7 +36,6 @@ from stylegan_jax.metrics import path_length as ppl_lib
 from stylegan_jax.metrics import separability as ls_lib
 
 DEFAULT_CACHE = Path("~/.cache/stylegan-jax/fid").expanduser()
-NEEDS = ("reals", "inception", "lpips", "classifier")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,16 +187,13 @@ def check_names(names: Sequence[str]) -> list[Metric]:
     return [get(n) for n in names]
 
 
-def computable(names: Sequence[str], networks: Networks, has_reals: bool = True
-               ) -> tuple[list[str], dict[str, str]]:
-    """``names`` split into those computable with ``networks`` and the real data, and
-    ``{name: why not}`` for the rest."""
+def computable(names: Sequence[str], networks: Networks) -> tuple[list[str], dict[str, str]]:
+    """``names`` split into those computable with ``networks`` (the weights they need are
+    given, a classifier is there) and ``{name: why not}`` for the rest."""
     ok, skipped = [], {}
     for name in names:
         metric = get(name)
         why = next((w for w in (networks.missing(n) for n in metric.needs) if w), None)
-        if why is None and "reals" in metric.needs and not has_reals:
-            why = "no real dataset"
         if why is None:
             ok.append(name)
         else:
@@ -206,6 +202,7 @@ def computable(names: Sequence[str], networks: Networks, has_reals: bool = True
 
 
 def needs_of(names: Sequence[str]) -> set[str]:
+    """What the metrics ``names`` need together ('reals', 'inception', 'lpips', ...)."""
     return {need for name in names for need in get(name).needs}
 
 
