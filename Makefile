@@ -15,11 +15,15 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -e '.[test,metrics-test]'
 	touch $(STAMP)
 
+# The whole suite (the README's test command; .ci/run runs it after `make lint`).
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
+# The fast loop: everything but the tests marked slow (training runs, subprocesses, PyTorch
+# parity). Measured on 2 CPU cores shared with other jobs, warm JAX compilation cache: 131 of
+# 180 tests in about 3 minutes against 27 minutes for `make test`.
 test-quick: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" --durations=15
 
 lint: install
 	$(VENV)/bin/ruff check src tests experiments

@@ -18,6 +18,7 @@ if __name__ == "__main__":
     from stylegan_jax import parallel, training
     from stylegan_jax.config import paper_config
     from stylegan_jax.data.pipeline import InputPipeline
+    from stylegan_jax.models import build_networks
 
     config = paper_config(32)
     config.G.update(dict(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2,
@@ -26,7 +27,7 @@ if __name__ == "__main__":
     config.opt.epsilon = 1.0  # updates proportional to gradients (see test_training.py)
     mesh = parallel.make_mesh()
     assert mesh.size == 8 and jax.process_count() == num_processes
-    G, D = training.build_models(config)
+    G, D = build_networks(config)
     optimizer = training.make_optimizer(config)
     state = training.create_train_state(config, G, D, optimizer, mesh)
     iteration = training.make_train_iteration(config, G, D, optimizer, mesh)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from official import official_box
 from PIL import Image
 from sklearn.datasets import load_digits
 
@@ -20,14 +21,6 @@ def read_all(data_dir, name):
     records = [source[i] for i in range(len(source))]
     return (np.stack([r["image"] for r in records]),
             np.array([r["label"] for r in records]))
-
-
-def official_box(image, resolution):
-    """dataset_tool.py: repeated 2x2 averaging of float32, rint and clip per level."""
-    x = image.astype(np.float32)
-    while x.shape[0] > resolution:
-        x = (x[0::2, 0::2] + x[0::2, 1::2] + x[1::2, 0::2] + x[1::2, 1::2]) * 0.25
-    return np.rint(x).clip(0, 255).astype(np.uint8)
 
 
 def test_digits(tmp_path):
@@ -76,14 +69,8 @@ def test_ffhq_layouts(tmp_path, faces, layout, monkeypatch):
     assert len(list(done.path.glob("*.array_record-*"))) == 3
     x, y = read_all(tmp_path / "out", "ffhq/16")
     assert x.shape == (5, 16, 16, 3) and x.dtype == np.uint8
-    np.testing.assert_array_equal(x, np.stack([official_box(f, 16) for f in faces]))
+    np.testing.assert_array_equal(x, official_box(faces, 16))
     np.testing.assert_array_equal(y, -1)
-
-
-def test_box_downsample_matches_official(faces):
-    for r in (64, 32, 8):
-        np.testing.assert_array_equal(images.box_downsample(faces, r),
-                                      np.stack([official_box(f, r) for f in faces]))
 
 
 def test_ffhq_missing_dir_prints_instructions(tmp_path, capsys):
@@ -212,10 +199,13 @@ def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
-def test_existing_dataset_needs_overwrite(tmp_path):
+def test_existing_dataset_needs_overwrite(tmp_path, capsys):
     prepare_dataset("digits", tmp_path)
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(FileExistsError, match="overwrite=True"):
         prepare_dataset("digits", tmp_path)
+    with pytest.raises(SystemExit):  # the CLI words the parameter as its flag
+        cli.main(["prepare", "--dataset", "digits", "--data_dir", str(tmp_path)])
+    assert "(--overwrite replaces it)" in capsys.readouterr().err
     assert prepare_dataset("digits", tmp_path, overwrite=True).num_examples == 1797
 
 

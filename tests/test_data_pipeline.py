@@ -1,4 +1,4 @@
-"""Input pipeline on 8 simulated CPU devices (see conftest.py) and the on-device downsampler.
+"""Input pipeline on 8 simulated CPU devices (see conftest.py).
 
 The test dataset has N=52 images of 8x8 whose red channel is the image id everywhere and
 whose green channel rises left to right, so each image and its mirror flag can be read back.
@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylegan_jax.data.downsample import downsample_images
 from stylegan_jax.data.pipeline import InputPipeline
 from stylegan_jax.data.prepare import prepare_dataset
 from stylegan_jax.parallel import data_sharding, make_mesh
@@ -128,30 +127,3 @@ def test_two_hosts_get_disjoint_equal_shards(data_dir, mesh):
 def test_batch_must_split_over_devices(data_dir, mesh):
     with open_pipeline(data_dir, mesh) as pipe, pytest.raises(ValueError, match="8 devices"):
         pipe.next_batch(12)
-
-
-def official_levels(images, resolution):
-    """dataset_tool.py: repeated 2x2 float averaging, rint per level; then drange_net."""
-    x = images.astype(np.float32)
-    while x.shape[1] > resolution:
-        x = (x[:, 0::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 0::2] + x[:, 1::2, 1::2]) * 0.25
-    return np.rint(x).clip(0, 255).astype(np.uint8).astype(np.float32) * (2 / 255) - 1
-
-
-@pytest.mark.parametrize("resolution", [64, 32, 8, 4])
-def test_downsample_matches_official_levels(mesh, resolution):
-    rng = np.random.default_rng(resolution)
-    host = rng.integers(0, 256, (16, 64, 64, 3), dtype=np.uint8)
-    batch = jax.device_put(host, data_sharding(mesh))
-    out = downsample_images(batch, resolution)
-    assert out.shape == (16, resolution, resolution, 3) and out.dtype == jnp.float32
-    assert out.sharding.is_equivalent_to(data_sharding(mesh), 4)
-    np.testing.assert_allclose(np.asarray(out), official_levels(host, resolution), atol=1e-6)
-
-
-def test_downsample_float_is_plain_box_average():
-    x = np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
-    expected = x.reshape(2, 4, 4, 4, 4, 3).mean(axis=(2, 4))
-    np.testing.assert_allclose(np.asarray(downsample_images(x, 4)), expected, atol=1e-6)
-    with pytest.raises(ValueError, match="cannot box-downsample"):
-        downsample_images(x, 6)

@@ -12,18 +12,18 @@ from tiny_digits import tiny_digits_config
 
 import stylegan_jax as sg
 from stylegan_jax import cli, figures, training_loop
-from stylegan_jax.data.prepare import prepare_dataset
 from stylegan_jax.generate import parse_seeds, style_layers
-from stylegan_jax.logs import to_uint8
+from stylegan_jax.images import to_uint8
 from stylegan_jax.runs import load_run
+
+pytestmark = pytest.mark.slow  # real training runs / subprocesses
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, digits_dir):
     """A 4-iteration 32x32 digits run (8 synthesis layers), checkpoints at 32 and 64 images."""
     root = tmp_path_factory.mktemp("tiny_run")
-    prepare_dataset("digits", root / "data")
-    config = tiny_digits_config(root / "data", total_kimg=0.064, lod_initial_resolution=32)
+    config = tiny_digits_config(digits_dir, total_kimg=0.064, lod_initial_resolution=32)
     training_loop.train(config, root / "run")
     return root / "run"
 
@@ -206,12 +206,6 @@ def test_interpolation_passes_through_the_seeds(model, space):
     ends = reference(model, w_plus_of(model, [0, 1, 2]), model.noise(0))
     np.testing.assert_allclose(frames[[0, 3, 6]], ends, atol=1e-5)
     assert not np.allclose(frames[1], frames[0], atol=1e-4)
-
-
-def test_slerp_stays_on_the_sphere():
-    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
-    np.testing.assert_allclose(figures.slerp(a, b, 0.5), np.sqrt([0.5, 0.5]))
-    np.testing.assert_array_equal(figures.slerp(a, b, 0.0), a)
 
 
 def test_figure_command_writes_every_kind(tiny_run, tmp_path):

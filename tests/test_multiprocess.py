@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stylegan_jax.data.prepare import prepare_dataset
+pytestmark = pytest.mark.slow  # real training runs / subprocesses
 
 SCRIPT = Path(__file__).with_name("multiprocess_step.py")
 
@@ -40,11 +40,10 @@ def wait(procs, timeout=420):
         assert p.returncode == 0, out
 
 
-def test_two_processes_match_one_process(tmp_path):
-    prepare_dataset("digits", tmp_path / "data")
+def test_two_processes_match_one_process(tmp_path, digits_dir):
     single, multi = tmp_path / "single.npz", tmp_path / "multi.npz"
-    wait(launch(tmp_path / "data", single, 1))
-    wait(launch(tmp_path / "data", multi, 2))
+    wait(launch(digits_dir, single, 1))
+    wait(launch(digits_dir, multi, 2))
     a, b = np.load(single), np.load(multi)
     assert sorted(a.files) == sorted(b.files) and len(a.files) > 10
     for key in a.files:  # parameters as for 1 vs 8 devices (test_training.py); Adam's second

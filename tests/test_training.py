@@ -6,20 +6,19 @@ import numpy as np
 import pytest
 
 from stylegan_jax import parallel, training
-from stylegan_jax.config import paper_config
+from stylegan_jax.models import build_networks
 from stylegan_jax.networks import Generator
 
 
-def tiny_config():
-    config = paper_config(16)
-    config.G.update(dict(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2,
-                         fmap_base=32, fmap_max=8))
-    config.D.update(dict(fmap_base=32, fmap_max=8))
-    return config
+@pytest.fixture
+def config16(tiny_config):
+    """The tiny test config at 16x16 (the step tests feed their own batches)."""
+    tiny_config.resolution = 16
+    return tiny_config
 
 
 def setup(config, mesh):
-    G, D = training.build_models(config)
+    G, D = build_networks(config)
     optimizer = training.make_optimizer(config)
     state = training.create_train_state(config, G, D, optimizer, mesh)
     iteration = training.make_train_iteration(config, G, D, optimizer, mesh)
@@ -44,8 +43,8 @@ def mesh8():
     return parallel.make_mesh()
 
 
-def test_iteration_updates_ema_and_w_avg_as_official(mesh8):
-    config = tiny_config()
+def test_iteration_updates_ema_and_w_avg_as_official(mesh8, config16):
+    config = config16
     G, _, _, state, iteration = setup(config, mesh8)
     g0 = host(state.g_params)
     state = state.replace(g_ema_params=jax.tree.map(jnp.zeros_like, state.g_ema_params))
@@ -68,8 +67,8 @@ def test_iteration_updates_ema_and_w_avg_as_official(mesh8):
     np.testing.assert_allclose(new.w_avg, expected, rtol=1e-4, atol=1e-7)
 
 
-def test_nonfinite_gradients_skip_the_update_and_count(mesh8):
-    config = tiny_config()
+def test_nonfinite_gradients_skip_the_update_and_count(mesh8, config16):
+    config = config16
     _, _, _, state, iteration = setup(config, mesh8)
     d_params = jax.tree_util.tree_map_with_path(
         lambda p, x: x.at[0].set(jnp.nan) if "4x4_Dense1" in jax.tree_util.keystr(p)
@@ -86,7 +85,7 @@ def test_nonfinite_gradients_skip_the_update_and_count(mesh8):
         "nonfinite_total": 2}
 
 
-def test_one_device_and_eight_devices_give_the_same_step(mesh8):
+def test_one_device_and_eight_devices_give_the_same_step(mesh8, config16):
     """Same global batch and step numbers: the result must not depend on the device count.
 
     Adam with eps 1e-8 and beta1 0 turns gradients that are zero up to float rounding (e.g. a
@@ -94,7 +93,7 @@ def test_one_device_and_eight_devices_give_the_same_step(mesh8):
     update is proportional to the gradient. Tolerance: losses 1e-6 relative, parameters 2e-5
     absolute after two iterations (all-reduce order differs between 1 and 8 devices).
     """
-    config = tiny_config()
+    config = config16
     config.opt.epsilon = 1.0
     results = []
     for mesh in (parallel.make_mesh(1), mesh8):
@@ -116,8 +115,8 @@ def test_one_device_and_eight_devices_give_the_same_step(mesh8):
     assert max(moved) > 1e-3  # the steps really changed the parameters
 
 
-def test_optimizer_reset_restarts_adam(mesh8):
-    config = tiny_config()
+def test_optimizer_reset_restarts_adam(mesh8, config16):
+    config = config16
     _, _, optimizer, state, iteration = setup(config, mesh8)
     state, _ = iteration(state, batch(mesh8), 0, 0.0, 1e-3, 1e-3, 0.9, resolution=16)
     assert int(state.d_opt.count) == 1
@@ -127,8 +126,8 @@ def test_optimizer_reset_restarts_adam(mesh8):
     jax.tree.map(np.testing.assert_array_equal, host(reset.d_params), host(state.d_params))
 
 
-def test_bfloat16_compute_keeps_float32_state(mesh8):
-    config = tiny_config()
+def test_bfloat16_compute_keeps_float32_state(mesh8, config16):
+    config = config16
     config.compute_dtype = "bfloat16"
     _, _, _, state, iteration = setup(config, mesh8)
     state, metrics = iteration(state, batch(mesh8), 0, 0.5, 1e-3, 1e-3, 0.9, resolution=16)
@@ -138,4 +137,25 @@ def test_bfloat16_compute_keeps_float32_state(mesh8):
     assert all(np.isfinite(float(v)) for v in metrics.values())
     config.compute_dtype = "float16"
     with pytest.raises(ValueError, match="compute_dtype"):
-        training.build_models(config)
+        build_networks(config)
+
+
+def test_grey_reals_for_one_channel_training(mesh8, config16):
+    """num_channels=1 trains on the grey level of RGB-stored data: the 2x2 box mean of the
+    channel mean (official rint per level), in [-1, 1], and the step runs on it."""
+    rng = np.random.default_rng(3)
+    grey = rng.integers(0, 256, (8, 16, 16), np.uint8)
+    images = np.repeat(grey[..., None], 3, axis=-1)
+    x = np.asarray(training.prepare_reals(jnp.asarray(images), 8, 0.0, 1))
+    ref = np.rint(grey.astype(np.float64).reshape(8, 8, 2, 8, 2).mean(axis=(2, 4)))
+    np.testing.assert_allclose(x[..., 0], ref * 2 / 255 - 1, atol=1e-6)
+    assert x.shape == (8, 8, 8, 1)
+    with pytest.raises(ValueError, match="num_channels=2"):
+        training.prepare_reals(jnp.asarray(images), 8, 0.0, 2)
+    config = config16
+    config.num_channels = 1
+    _, _, _, state, iteration = setup(config, mesh8)
+    b = batch(mesh8)
+    b["image"] = jax.device_put(images, parallel.data_sharding(mesh8))
+    _, metrics = iteration(state, b, 0, 0.0, 1e-3, 1e-3, 0.9, resolution=16)
+    assert np.isfinite(host(metrics)["loss/D"])

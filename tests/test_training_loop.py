@@ -23,7 +23,9 @@ from stylegan_jax.checkpoint import (
     WorkdirLock,
     WorkdirLockedError,
 )
-from stylegan_jax.data.prepare import prepare_dataset
+from stylegan_jax.models import build_networks
+
+pytestmark = pytest.mark.slow  # real training runs / subprocesses
 
 TOTAL_KIMG = 0.256  # 16 iterations of 16 images: 16x16 stable, fade to 32x32, 32x32 stable
 
@@ -40,12 +42,10 @@ def get_config():
 
 
 @pytest.fixture(scope="module")
-def config_file(tmp_path_factory):
-    root = tmp_path_factory.mktemp("loop")
-    prepare_dataset("digits", root / "data")
-    path = root / "tiny_digits.py"
+def config_file(tmp_path_factory, digits_dir):
+    path = tmp_path_factory.mktemp("loop") / "tiny_digits.py"
     path.write_text(CONFIG_FILE.format(tests_dir=str(Path(__file__).parent),
-                                       data_dir=str(root / "data"), total=TOTAL_KIMG))
+                                       data_dir=str(digits_dir), total=TOTAL_KIMG))
     return path
 
 
@@ -64,7 +64,7 @@ def load_config(config_file, **overrides):
 
 def final_state(workdir, config, mesh=None, step=None):
     mesh = mesh or parallel.make_mesh()
-    G, D = training.build_models(config)
+    G, D = build_networks(config)
     abstract = training.abstract_train_state(config, G, D, training.make_optimizer(config), mesh)
     ckpt = Checkpointer(workdir)
     try:
@@ -211,27 +211,15 @@ def test_dataset_resolution_must_match(config_file, tmp_path):
         training_loop.train(config, tmp_path)
 
 
-class PixelFeatures:
-    """A cheap stand-in for the Inception network: channel means and a few pixels."""
-
-    dim = 12
-    params = {"scale": np.float32(1 / 255)}
-
-    def apply(self, params, images):
-        import jax.numpy as jnp
-
-        x = images.astype(jnp.float32) * params["scale"]
-        return jnp.concatenate([x.mean((1, 2)), x[:, 8:11, 16].reshape(x.shape[0], -1)], -1)
-
-
-def test_periodic_fid_is_logged_and_the_best_checkpoint_kept(config_file, tmp_path):
+def test_periodic_fid_is_logged_and_the_best_checkpoint_kept(config_file, tmp_path,
+                                                           pixel_features):
     from stylegan_jax.metrics.registry import Networks
 
     config = load_config(config_file)
     config.update(dict(metrics=("fid32",), metrics_every_kimg=0.064))
     config.eval.update(dict(batch_size=16, cache_dir=str(tmp_path / "fid_cache")))
     training_loop.train(config, tmp_path / "run",
-                        metric_networks=Networks(extractor=PixelFeatures()))
+                        metric_networks=Networks(extractor=pixel_features))
     records = [json.loads(line)
                for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     fids = {r["nimg"]: r["metrics/fid32"] for r in records if "metrics/fid32" in r}

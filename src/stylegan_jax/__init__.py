@@ -6,6 +6,7 @@ from stylegan_jax.networks import (
     Generator,
     MappingNetwork,
     SynthesisNetwork,
+    noise_shapes,
     num_style_layers,
 )
 
@@ -15,6 +16,7 @@ __all__ = [
     "MappingNetwork",
     "SynthesisNetwork",
     "load",
+    "noise_shapes",
     "num_style_layers",
 ]
 __version__ = "0.1.0"

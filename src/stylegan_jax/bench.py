@@ -11,6 +11,7 @@ import ml_collections
 import numpy as np
 
 from stylegan_jax import parallel, training
+from stylegan_jax.models import build_networks
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,8 @@ def bench_train(config: ml_collections.ConfigDict, resolution: int, batch: int,
     blend paths run) with global batch ``batch`` of random full-resolution uint8 reals."""
     mesh = mesh or parallel.make_mesh()
     if batch % mesh.size:
-        raise ValueError(f"--batch {batch} is not divisible by {mesh.size} devices")
-    G, D = training.build_models(config)
+        raise ValueError(f"batch {batch} is not divisible by {mesh.size} devices")
+    G, D = build_networks(config)
     optimizer = training.make_optimizer(config)
     state = training.create_train_state(config, G, D, optimizer, mesh)
     iteration = training.make_train_iteration(config, G, D, optimizer, mesh)

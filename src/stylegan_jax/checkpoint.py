@@ -37,6 +37,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
+from stylegan_jax.config import RETIRED_FIELDS
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -426,7 +428,8 @@ def config_differences(saved: dict, config: ml_collections.ConfigDict, fields: S
     between a saved config (dict) and ``config``."""
     current = config.to_dict()
     return [diff for field in fields
-            for diff in _differences(_field(saved, field), _field(current, field), field)]
+            for diff in _differences(_field(saved, field), _field(current, field), field)
+            if diff[0] not in RETIRED_FIELDS]
 
 
 def network_mismatches(saved: dict, config: ml_collections.ConfigDict) -> list[str]:

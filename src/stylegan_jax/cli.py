@@ -61,10 +61,12 @@ def summary(argv: Sequence[str]) -> None:
 
 
 def prepare(argv: Sequence[str]) -> None:
-    """Build a dataset (ffhq, image_folder or digits) for training, without TensorFlow."""
+    """Build a dataset (ffhq, image_folder, digits or stacked_digits) for training, without
+    TensorFlow."""
     prog = "stylegan-jax prepare"
     fv = flags.FlagValues()
-    dataset = flags.DEFINE_enum("dataset", None, ["ffhq", "image_folder", "digits"],
+    dataset = flags.DEFINE_enum("dataset", None,
+                                ["ffhq", "image_folder", "digits", "stacked_digits"],
                                 "Which builder.", flag_values=fv)
     data_dir = flags.DEFINE_string("data_dir", None, "Where prepared datasets live.",
                                    flag_values=fv)
@@ -95,7 +97,9 @@ def prepare(argv: Sequence[str]) -> None:
             fit=fit.value, skip_bad=skip_bad.value, overwrite=overwrite.value,
             workers=workers.value)
     except (builders.SourceError, FileExistsError, FileNotFoundError, ValueError) as e:
-        raise UsageError(e) from e
+        # the library names its parameters; on the command line they are flags
+        raise UsageError(str(e).replace("overwrite=True", "--overwrite")
+                         .replace("skip_bad=True", "--skip_bad")) from e
     if done.ignored:
         print(f"note: ignored {len(done.ignored)} files that are not source images: "
               f"{describe_files(done.ignored)}", file=sys.stderr)
@@ -305,7 +309,8 @@ def generate(argv: Sequence[str]) -> None:
 
     from stylegan_jax import generate as gen
     from stylegan_jax.checkpoint import CheckpointError
-    from stylegan_jax.logs import save_png, to_uint8
+    from stylegan_jax.images import to_uint8
+    from stylegan_jax.logs import save_png
 
     try:
         seed_list = gen.parse_seeds(seeds.value)

@@ -1,16 +1,18 @@
-"""The paper's config F as an ml_collections ConfigDict, and the networks it describes.
+"""The paper's config F as an ml_collections ConfigDict: plain data, no network code.
 
 Experiment files in ``experiments/`` start from :func:`paper_config` and override fields; field
 names follow the official ``G_style`` / ``G_mapping`` / ``G_synthesis`` / ``D_basic`` kwargs.
+:func:`stylegan_jax.models.build_networks` turns a config into modules.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from stylegan_jax.networks import Discriminator, Generator
-
-_FUSED_SCALE = {"auto": "auto", "true": True, "false": False}
+# Fields that older configs (and the checkpoints that stored them) hold but nothing reads any
+# more; building networks and the resume check ignore them. G.truncation_psi: sampling takes
+# psi explicitly (default: no truncation), so a config value was never used.
+RETIRED_FIELDS = ("G.truncation_psi",)
 
 
 def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
@@ -25,7 +27,7 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
         fmap_base=8192, fmap_decay=1.0, fmap_max=512,
         use_styles=True, const_input_layer=True, use_noise=True, use_pixel_norm=False,
         use_instance_norm=True, fused_scale="auto", use_blur=True,
-        truncation_psi=0.7, truncation_cutoff=8, dlatent_avg_beta=0.995, style_mixing_prob=0.9,
+        truncation_cutoff=8, dlatent_avg_beta=0.995, style_mixing_prob=0.9,
         # One mixing draw per group of the minibatch: the official run draws one per GPU
         # sub-batch, 8 GPUs. Small demos use 1 (one draw per minibatch).
         style_mixing_groups=8,
@@ -116,26 +118,3 @@ def table1_config(row: str, dataset: str = "ffhq") -> ml_collections.ConfigDict:
     elif dataset != "ffhq":
         raise ValueError(f"Table 1 datasets are 'ffhq' and 'celebahq', got {dataset!r}")
     return config
-
-
-def _fused_scale(value: str, field: str) -> bool | str:
-    if value not in _FUSED_SCALE:
-        raise ValueError(f"config.{field}.fused_scale must be one of {sorted(_FUSED_SCALE)}, "
-                         f"got {value!r}")
-    return _FUSED_SCALE[value]
-
-
-def build_networks(config: ml_collections.ConfigDict, **module_kwargs
-                   ) -> tuple[Generator, Discriminator]:
-    """The Generator and Discriminator a config describes (``module_kwargs`` go to both, e.g.
-    ``dtype``)."""
-    common = dict(resolution=config.resolution, num_channels=config.num_channels,
-                  label_size=config.label_size, **module_kwargs)
-    g = dict(config.G)
-    g["fused_scale"] = _fused_scale(g["fused_scale"], "G")
-    d = dict(config.D)
-    d["fused_scale"] = _fused_scale(d["fused_scale"], "D")
-    try:
-        return Generator(**common, **g), Discriminator(**common, **d)
-    except TypeError as e:
-        raise ValueError(f"config.G / config.D hold a field the networks do not know: {e}") from e

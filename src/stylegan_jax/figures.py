@@ -16,7 +16,9 @@ import numpy as np
 from PIL import Image
 
 from stylegan_jax.generate import Model, Noise, check_psi, named_styles, style_layers
-from stylegan_jax.logs import image_grid, save_png, to_uint8
+from stylegan_jax.images import to_uint8
+from stylegan_jax.latents import lerp, slerp
+from stylegan_jax.logs import image_grid, save_png
 
 TRUNCATION_PSIS = (1.0, 0.7, 0.5, 0.0, -0.5, -1.0)  # the paper's Figure 8
 KINDS = ("mixing", "noise", "truncation", "interpolation")
@@ -101,21 +103,13 @@ def truncation_figure(model: Model, seeds: Sequence[int],
                     axis=1)
 
 
-def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    """Spherical interpolation between latents ``a`` and ``b`` (exact at t = 0 and 1)."""
-    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
-    omega = np.arccos(np.clip(cos, -1.0, 1.0))
-    if np.sin(omega) < 1e-6:
-        return (1 - t) * a + t * b
-    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-
-
 def interpolation_frames(model: Model, seeds: Sequence[int], steps: int = 16,
                          space: str = "w", *, psi: float | None = None,
                          cutoff: int | None = None, noise: Noise = 0,
                          class_index: int | None = None) -> np.ndarray:
     """Frames ``[(len(seeds)-1)*steps + 1, r, r, C]`` through the seeds' images in order:
-    ``space='w'`` lerps the mapped w, ``'z'`` slerps z then maps."""
+    ``space='w'`` lerps the mapped w, ``'z'`` slerps the direction of z (and lerps its
+    length, so unnormalised mapping networks see latents of the usual size) then maps."""
     if space not in ("w", "z"):
         raise ValueError(f"interpolation space must be 'w' or 'z', got {space!r}")
     if len(seeds) < 2 or steps < 1:
@@ -124,9 +118,10 @@ def interpolation_frames(model: Model, seeds: Sequence[int], steps: int = 16,
     ends = model.map(z, class_index) if space == "w" else z
     ts = np.arange(steps) / steps
     if space == "w":
-        points = [(1 - t) * a + t * b for a, b in itertools.pairwise(ends) for t in ts]
+        points = [lerp(a, b, t) for a, b in itertools.pairwise(ends) for t in ts]
     else:
-        points = [slerp(a, b, t) for a, b in itertools.pairwise(ends) for t in ts]
+        points = [slerp(a, b, t) * lerp(np.linalg.norm(a), np.linalg.norm(b), t)
+                  for a, b in itertools.pairwise(ends) for t in ts]
     points = np.stack([*points, ends[-1]]).astype(np.float32)
     w = points if space == "w" else model.map(points, class_index)
     return model.generate(w=w, psi=psi, cutoff=cutoff, noise=noise)

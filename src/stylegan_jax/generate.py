@@ -10,7 +10,8 @@ Conventions (kept stable so that a seed names the same image everywhere):
   ``[1, h, w, 1]``, shared by the whole batch (like the official ``randomize_noise=False``,
   one fixed realisation). The default is noise seed 0. A list of per-layer arrays
   (``[1 or N, h, w, 1]``) is used as given.
-- style layers: layers ``2r-4`` and ``2r-3`` belong to resolution ``2**r`` (0, 1: 4x4). Named
+- style layers: layers ``2r-4`` and ``2r-3`` belong to resolution ``2**r`` (0, 1: 4x4; see
+  :func:`stylegan_jax.networks.first_style_layer` and ``layer_resolution``). Named
   ranges are defined by resolution, so they adapt to the model: coarse 4-8, middle 16-32,
   fine 64 and up. A name that covers no layer of the model (fine at 32x32) is an error.
 """
@@ -29,7 +30,13 @@ import ml_collections
 import numpy as np
 
 from stylegan_jax import parallel
-from stylegan_jax.networks import Generator, SynthesisNetwork
+from stylegan_jax.networks import (
+    Generator,
+    first_style_layer,
+    layer_resolution,
+    noise_shapes,
+    num_style_layers,
+)
 
 PSI_RANGE = (-2.0, 2.0)  # truncation psi beyond this only extrapolates into garbage
 STYLE_RANGES = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, None)}
@@ -68,8 +75,8 @@ def check_psi(psi: float | None) -> None:
 
 def _named_layers(name: str, num_layers: int) -> range:
     lo, hi = STYLE_RANGES[name]
-    stop = num_layers if hi is None else min(2 * int(np.log2(hi)) - 2, num_layers)
-    return range(2 * int(np.log2(lo)) - 4, stop)
+    stop = num_layers if hi is None else min(num_style_layers(hi), num_layers)
+    return range(first_style_layer(lo), stop)
 
 
 def named_styles(num_layers: int) -> list[str]:
@@ -80,7 +87,7 @@ def named_styles(num_layers: int) -> list[str]:
 def style_layers(spec: str, num_layers: int) -> range:
     """A named range (``coarse``, ``middle``, ``fine``) or an inclusive layer range
     (``'4-7'``, ``'3'``) -> the layers it covers in a model with ``num_layers`` layers."""
-    resolution = 2 ** (num_layers // 2 + 1)
+    resolution = layer_resolution(num_layers - 1)
     if spec in STYLE_RANGES:
         layers = _named_layers(spec, num_layers)
         if not layers:
@@ -159,7 +166,7 @@ class Model:
         """The noise realisation of ``seed`` (``[1, h, w, 1]`` per layer), zero outside
         ``layers`` (default: all layers)."""
         keys = jax.random.split(jax.random.key(seed), self.num_layers)
-        shapes = SynthesisNetwork(resolution=self.resolution).noise_shapes()
+        shapes = noise_shapes(self.resolution)
         on = set(range(self.num_layers) if layers is None else layers)
         return [np.asarray(jax.random.normal(k, s)) if i in on else np.zeros(s, np.float32)
                 for i, (k, s) in enumerate(zip(keys, shapes, strict=True))]

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from stylegan_jax.images import box_mean
+
 Dtype = jnp.dtype
 SQRT2 = math.sqrt(2.0)
 LRELU_SLOPE = 0.2
@@ -79,11 +81,8 @@ def upscale2d(x: jax.Array, factor: int = 2) -> jax.Array:
 
 
 def downscale2d(x: jax.Array, factor: int = 2) -> jax.Array:
-    """Box-filter downsampling: the mean of each ``factor x factor`` block."""
-    if factor == 1:
-        return x
-    n, h, w, c = x.shape
-    return x.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+    """Official ``downscale2d``: box-filter downsampling (:func:`stylegan_jax.images.box_mean`)."""
+    return box_mean(x, factor)
 
 
 def _conv(x: jax.Array, w: jax.Array, stride: int = 1, padding="SAME", lhs_dilation=None):
@@ -243,7 +242,7 @@ def draw_noise(module: nn.Module, shape: tuple[int, ...]) -> jax.Array:
     if not module.has_rng("noise"):
         raise ValueError(
             "random noise inputs need an RNG: call apply(..., rngs={'noise': key}), or pass "
-            "explicit noise=[...] (see SynthesisNetwork.noise_shapes), or use_noise=False")
+            "explicit noise=[...] (see networks.noise_shapes), or use_noise=False")
     return jax.random.normal(module.make_rng("noise"), shape, jnp.float32)
 
 

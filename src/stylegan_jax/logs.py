@@ -15,11 +15,6 @@ import numpy as np
 from PIL import Image
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """[-1, 1] float images -> uint8 with the official rounding (x * 127.5 + 128, clipped)."""
-    return np.clip(np.asarray(images, np.float32) * 127.5 + 128.0, 0, 255).astype(np.uint8)
-
-
 def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
     """[N, H, W, C] -> one [rows*H, columns*W, C] image (N padded with black cells)."""
     n, h, w, c = images.shape

@@ -11,6 +11,7 @@ Every module must be initialised at its full resolution so that all variables ex
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -42,6 +43,24 @@ def num_style_layers(resolution: int) -> int:
     return 2 * resolution_log2(resolution) - 2
 
 
+def first_style_layer(resolution: int) -> int:
+    """Index of the first of the two synthesis layers at ``resolution``: ``2r - 4`` for
+    ``2**r`` (0 at 4x4, 16 at 1024x1024); the second is the next index."""
+    return num_style_layers(resolution) - 2
+
+
+def layer_resolution(layer: int) -> int:
+    """The resolution synthesis layer ``layer`` runs at (layers 0, 1: 4; 2, 3: 8; ...)."""
+    return 2 ** (layer // 2 + 2)
+
+
+def noise_shapes(resolution: int) -> list[tuple[int, ...]]:
+    """Shapes ``[1, h, w, 1]`` of the per-layer noise inputs of a synthesis network up to
+    ``resolution`` (one per layer, at that layer's resolution)."""
+    return [(1, layer_resolution(i), layer_resolution(i), 1)
+            for i in range(num_style_layers(resolution))]
+
+
 def _use_fused(fused_scale: bool | str, resolution: int) -> bool:
     """Official ``fused_scale='auto'``: fused resampling where the big side is >= 128."""
     if fused_scale == "auto":
@@ -49,6 +68,13 @@ def _use_fused(fused_scale: bool | str, resolution: int) -> bool:
     if isinstance(fused_scale, bool):
         return fused_scale
     raise ValueError(f"fused_scale must be 'auto', True or False, got {fused_scale!r}")
+
+
+def _fields(module: nn.Module, holder: type[nn.Module]) -> dict:
+    """``module``'s values of the settings ``holder`` declares, by name (so sub-networks are
+    built from the Generator's fields without restating or reordering them)."""
+    return {f.name: getattr(module, f.name) for f in dataclasses.fields(holder)
+            if f.name not in ("parent", "name")}
 
 
 def _lerp_clip(new: jax.Array, old: jax.Array, fade: jax.Array | float) -> jax.Array:
@@ -76,12 +102,9 @@ class ConvLayer(nn.Module):
         return lrelu(x) if self.activate else x
 
 
-class MappingNetwork(nn.Module):
-    """z (and optional one-hot label) -> w: pixel norm, then ``mapping_layers`` x (dense, lrelu).
-
-    All dense layers, the last included, have lrelu, gain sqrt(2) and lr multiplier 0.01. With
-    labels, a ``LabelConcat`` embedding (N(0, 1) init, no wscale) is concatenated to z first.
-    """
+class MappingFields(nn.Module):
+    """The mapping network's settings (official ``G_mapping`` kwargs), declared once: both
+    :class:`MappingNetwork` and :class:`Generator` have them."""
 
     latent_size: int = 512
     label_size: int = 0
@@ -91,6 +114,14 @@ class MappingNetwork(nn.Module):
     mapping_lrmul: float = 0.01
     normalize_latents: bool = True
     dtype: Dtype = jnp.float32
+
+
+class MappingNetwork(MappingFields):
+    """z (and optional one-hot label) -> w: pixel norm, then ``mapping_layers`` x (dense, lrelu).
+
+    All dense layers, the last included, have lrelu, gain sqrt(2) and lr multiplier 0.01. With
+    labels, a ``LabelConcat`` embedding (N(0, 1) init, no wscale) is concatenated to z first.
+    """
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
@@ -166,13 +197,9 @@ class SynthesisLayer(nn.Module):
         return x
 
 
-class SynthesisNetwork(nn.Module):
-    """Per-layer w ``[N, num_layers, D]`` -> image ``[N, r, r, C]`` at the current resolution r.
-
-    4x4: a learned constant (init ones; or, for the "traditional" input, a dense layer from
-    w of layer 0) and a 3x3 conv. Each higher block: upsample-conv (fused at >= 128) + blur,
-    then a 3x3 conv. Every layer ends with the epilogue. ToRGB (1x1, gain 1) at every resolution.
-    """
+class SynthesisFields(nn.Module):
+    """The synthesis network's settings (official ``G_synthesis`` kwargs), declared once: both
+    :class:`SynthesisNetwork` and :class:`Generator` have them."""
 
     resolution: int = 1024
     num_channels: int = 3
@@ -189,18 +216,23 @@ class SynthesisNetwork(nn.Module):
     use_blur: bool = True
     dtype: Dtype = jnp.float32
 
+
+class SynthesisNetwork(SynthesisFields):
+    """Per-layer w ``[N, num_layers, D]`` -> image ``[N, r, r, C]`` at the current resolution r.
+
+    4x4: a learned constant (init ones; or, for the "traditional" input, a dense layer from
+    w of layer 0) and a 3x3 conv. Each higher block: upsample-conv (fused at >= 128) + blur,
+    then a 3x3 conv. Every layer ends with the epilogue. ToRGB (1x1, gain 1) at every resolution.
+    """
+
     def nf(self, stage: int) -> int:
         return num_features(stage, self.fmap_base, self.fmap_decay, self.fmap_max)
 
-    def noise_shapes(self, current_resolution: int | None = None) -> list[tuple[int, ...]]:
-        """Shapes ``[1, h, w, 1]`` of the per-layer noise inputs up to the current resolution."""
-        n = num_style_layers(current_resolution or self.resolution)
-        return [(1, 2 ** (i // 2 + 2), 2 ** (i // 2 + 2), 1) for i in range(n)]
-
     def _layer(self, features: int, op: str, name: str, fused: bool = False) -> SynthesisLayer:
-        return SynthesisLayer(features, op, fused, self.use_blur, self.use_noise,
-                              self.use_pixel_norm, self.use_instance_norm, self.use_styles,
-                              dtype=self.dtype, name=name)
+        return SynthesisLayer(features=features, op=op, fused=fused, use_blur=self.use_blur,
+                              use_noise=self.use_noise, use_pixel_norm=self.use_pixel_norm,
+                              use_instance_norm=self.use_instance_norm,
+                              use_styles=self.use_styles, dtype=self.dtype, name=name)
 
     def _to_rgb_layers(self, full_log2: int, cur_log2: int) -> dict[int, ConvLayer]:
         """ToRGB layers (1x1, gain 1, no activation) by log2 resolution: the two the current
@@ -239,12 +271,11 @@ class SynthesisNetwork(nn.Module):
         x = self._layer(self.nf(1), "conv", "4x4_Conv")(x, w[:, 1], noise[1])
         features = {2: x}
         for r in range(3, cur_log2 + 1):
-            res = 2**r
+            res, i = 2**r, first_style_layer(2**r)
             x = self._layer(self.nf(r - 1), "conv_up", f"{res}x{res}_Conv0_up",
-                            fused=_use_fused(self.fused_scale, res))(x, w[:, 2 * r - 4],
-                                                                      noise[2 * r - 4])
-            x = self._layer(self.nf(r - 1), "conv", f"{res}x{res}_Conv1")(x, w[:, 2 * r - 3],
-                                                                          noise[2 * r - 3])
+                            fused=_use_fused(self.fused_scale, res))(x, w[:, i], noise[i])
+            x = self._layer(self.nf(r - 1), "conv", f"{res}x{res}_Conv1")(x, w[:, i + 1],
+                                                                          noise[i + 1])
             features[r] = x
 
         to_rgb = self._to_rgb_layers(full_log2, cur_log2)
@@ -258,8 +289,12 @@ class SynthesisNetwork(nn.Module):
         return images.astype(jnp.float32)
 
 
-class Generator(nn.Module):
+class Generator(SynthesisFields, MappingFields):
     """The style-based generator: mapping, tracked average w, style mixing, truncation, synthesis.
+
+    Settings: every field of :class:`MappingFields` and :class:`SynthesisFields` (passed on by
+    name to the two sub-networks) plus ``truncation_cutoff``, ``dlatent_avg_beta`` and
+    ``style_mixing_prob`` (official ``G_style`` kwargs).
 
     Call ``G.apply(variables, z, labels=None, *, w=None, current_resolution=None, fade=0.0,
     truncation_psi=None, truncation_cutoff=None, noise=None, train=False, rngs=...)``:
@@ -271,7 +306,7 @@ class Generator(nn.Module):
       gives ``w_avg + psi * (w - w_avg)`` on layers ``< truncation_cutoff`` (default
       ``self.truncation_cutoff``; the official sampling default is psi 0.7 on layers 0-7).
     - ``noise``: ``None`` draws fresh noise from ``rngs={'noise': key}`` on every call; or a list
-      of per-layer arrays (``synthesis.noise_shapes``) for deterministic output.
+      of per-layer arrays (:func:`noise_shapes`) for deterministic output.
     - ``train=True``: updates ``w_avg`` (collection ``'stats'``, pass ``mutable=['stats']``)
       from the batch mean of the pre-mixing w, and mixes styles with probability
       ``style_mixing_prob`` using ``rngs={'mixing': key}``.
@@ -279,45 +314,18 @@ class Generator(nn.Module):
     Returns images ``[N, r, r, num_channels]`` (float32, nominally in [-1, 1]).
     """
 
-    resolution: int = 1024
-    num_channels: int = 3
-    latent_size: int = 512
-    dlatent_size: int = 512
-    label_size: int = 0
-    mapping_layers: int = 8
-    mapping_fmaps: int = 512
-    mapping_lrmul: float = 0.01
-    normalize_latents: bool = True
-    fmap_base: int = 8192
-    fmap_decay: float = 1.0
-    fmap_max: int = 512
-    use_styles: bool = True
-    const_input_layer: bool = True
-    use_noise: bool = True
-    use_pixel_norm: bool = False
-    use_instance_norm: bool = True
-    fused_scale: bool | str = "auto"
-    use_blur: bool = True
-    truncation_psi: float = 0.7
     truncation_cutoff: int = 8
     dlatent_avg_beta: float = 0.995
     style_mixing_prob: float = 0.9
     style_mixing_groups: int = 1
-    dtype: Dtype = jnp.float32
 
     @property
     def num_layers(self) -> int:
         return num_style_layers(self.resolution)
 
     def setup(self) -> None:
-        self.mapping = MappingNetwork(
-            self.latent_size, self.label_size, self.dlatent_size, self.mapping_layers,
-            self.mapping_fmaps, self.mapping_lrmul, self.normalize_latents, dtype=self.dtype)
-        self.synthesis = SynthesisNetwork(
-            self.resolution, self.num_channels, self.dlatent_size, self.fmap_base,
-            self.fmap_decay, self.fmap_max, self.use_styles, self.const_input_layer,
-            self.use_noise, self.use_pixel_norm, self.use_instance_norm, self.fused_scale,
-            self.use_blur, dtype=self.dtype)
+        self.mapping = MappingNetwork(**_fields(self, MappingFields))
+        self.synthesis = SynthesisNetwork(**_fields(self, SynthesisFields))
         self.w_avg = self.variable("stats", "w_avg", jnp.zeros, (self.dlatent_size,), jnp.float32)
 
     def map(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:

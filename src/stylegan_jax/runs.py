@@ -20,9 +20,9 @@ import ml_collections
 
 from stylegan_jax import parallel
 from stylegan_jax.checkpoint import G_EMA, STATE, Checkpointer, LoopPosition
+from stylegan_jax.models import build_networks
 from stylegan_jax.networks import Generator
 from stylegan_jax.sampling import PhaseGenerator, at_phase, phase_note
-from stylegan_jax.training import build_models
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def load_run(path: str | Path, step: int | None = None,
         step = ckpt.checked_step(step)
         meta = ckpt.restore_meta(step)
         config = ml_collections.ConfigDict(meta["config"])
-        G = build_models(config)[0]
+        G = build_networks(config)[0]
         if G_EMA in ckpt.items(step):
             ema = ckpt.restore(step, {G_EMA: ema_abstract(G, sharding)})[0][G_EMA]
         else:

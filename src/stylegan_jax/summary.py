@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from stylegan_jax.config import build_networks
+from stylegan_jax.models import build_networks
 
 _RANK = {"FromRGB": 0, "Const": 1, "Dense": 1, "Conv": 2, "Conv0_up": 2, "Conv0": 2, "Conv1": 3,
          "Conv1_down": 3, "Dense0": 3, "Dense1": 4, "ToRGB": 5}

@@ -27,8 +27,7 @@ import ml_collections
 import optax
 
 from stylegan_jax import losses, parallel
-from stylegan_jax.config import build_networks
-from stylegan_jax.data.downsample import downsample_images
+from stylegan_jax.images import downsample_to
 from stylegan_jax.layers import downscale2d, upscale2d
 from stylegan_jax.networks import Discriminator, Generator
 
@@ -55,15 +54,6 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     recompiling). optax adds epsilon after bias correction, TF before; with eps=1e-8 this only
     differs in the first steps after a reset."""
     return optax.scale_by_adam(b1=config.opt.beta1, b2=config.opt.beta2, eps=config.opt.epsilon)
-
-
-def build_models(config: ml_collections.ConfigDict) -> tuple[Generator, Discriminator]:
-    """The networks in the configured compute dtype."""
-    dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-    if config.compute_dtype not in dtypes:
-        raise ValueError(f"config.compute_dtype must be one of {sorted(dtypes)}, "
-                         f"got {config.compute_dtype!r}")
-    return build_networks(config, dtype=dtypes[config.compute_dtype])
 
 
 def init_train_state(config: ml_collections.ConfigDict, G: Generator, D: Discriminator,
@@ -112,10 +102,21 @@ def reset_optimizers(state: TrainState, optimizer: optax.GradientTransformation,
     return state.replace(g_opt=g_opt, d_opt=d_opt)
 
 
-def prepare_reals(images: jax.Array, resolution: int, fade: jax.Array) -> jax.Array:
+def prepare_reals(images: jax.Array, resolution: int, fade: jax.Array,
+                  num_channels: int | None = None) -> jax.Array:
     """Stored uint8 reals -> [-1, 1] at the current resolution, with the official FadeLOD
-    blend toward the previous resolution: ``lerp(x, up(down(x)), fade)``."""
-    x = downsample_images(images, resolution)
+    blend toward the previous resolution: ``lerp(x, up(down(x)), fade)``.
+
+    ``num_channels=1`` trains on the grey level (channel mean) of RGB-stored data such as the
+    bundled digits: fed as three equal channels, grey data lets D reject fakes by their colour
+    alone, which the style-based G is slow to remove (see docs/unconditional-collapse.md).
+    """
+    if num_channels not in (None, images.shape[-1], 1):
+        raise ValueError(f"config.num_channels={num_channels} does not fit the dataset's "
+                         f"{images.shape[-1]} channels (use {images.shape[-1]} or 1 for grey)")
+    x = downsample_to(images, resolution)
+    if num_channels == 1:
+        x = x.mean(axis=-1, keepdims=True)
     if resolution > 4:
         x = x + (upscale2d(downscale2d(x)) - x) * fade
     return x
@@ -163,65 +164,74 @@ def _update_counters(counters: dict, d_ok: jax.Array, g_ok: jax.Array) -> dict:
     }
 
 
+def _fakes(G: Generator, data: jax.sharding.NamedSharding, g_params: Any, w_avg: jax.Array,
+           key: jax.Array, batch_size: int, labels: jax.Array | None, resolution: int,
+           fade: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A batch of training fakes (fresh z sharded over ``'data'``, style mixing, random noise)
+    and the updated ``w_avg``."""
+    k_z, k_noise, k_mix = jax.random.split(key, 3)
+    z = jax.lax.with_sharding_constraint(
+        jax.random.normal(k_z, (batch_size, G.latent_size)), data)
+    images, state = G.apply({"params": g_params, "stats": {"w_avg": w_avg}}, z, labels,
+                            current_resolution=resolution, fade=fade, train=True,
+                            mutable=["stats"], rngs={"noise": k_noise, "mixing": k_mix})
+    return images, state["stats"]["w_avg"]
+
+
+def _d_loss(loss: ml_collections.ConfigDict, d_fn: Callable, reals: jax.Array,
+            fakes: jax.Array, key: jax.Array, r1_scale: float) -> tuple[jax.Array, dict]:
+    """The configured D loss (``config.loss.D``), batch mean, and the scores it logs."""
+    if loss.D == "logistic_r1":
+        value, aux = losses.d_logistic_r1(d_fn, reals, fakes, loss.r1_gamma, r1_scale)
+        reg = aux["r1_penalty"]
+    elif loss.D == "wgan_gp":
+        value, aux = losses.d_wgan_gp(d_fn, reals, fakes, key, loss.wgan_lambda,
+                                      loss.wgan_epsilon, loss.wgan_target,
+                                      grad_scale=math.sqrt(r1_scale))
+        reg = aux["gp_penalty"]
+    else:
+        raise ValueError(f"config.loss.D must be 'logistic_r1' or 'wgan_gp', got {loss.D!r}")
+    return value.mean(), {"real_score": aux["real_logits"].mean(),
+                          "fake_score": aux["fake_logits"].mean(), "reg": reg.mean()}
+
+
+def _g_loss(loss: ml_collections.ConfigDict, fake_logits: jax.Array) -> jax.Array:
+    """The configured G loss (``config.loss.G``), batch mean."""
+    if loss.G == "logistic_nonsaturating":
+        return losses.g_logistic_nonsaturating(fake_logits).mean()
+    if loss.G == "wgan":
+        return losses.g_wgan(fake_logits).mean()
+    raise ValueError(f"config.loss.G must be 'logistic_nonsaturating' or 'wgan', "
+                     f"got {loss.G!r}")
+
+
 def make_train_iteration(config: ml_collections.ConfigDict, G: Generator, D: Discriminator,
                          optimizer: optax.GradientTransformation, mesh: jax.sharding.Mesh
                          ) -> Callable:
     """``iteration(state, batch, step, fade, g_lr, d_lr, ema_beta, *, resolution)`` ->
     ``(state, metrics)``, jitted with the state donated."""
-    data = parallel.data_sharding(mesh)
     replicated = parallel.replicated_sharding(mesh)
-    base_key = config.seed
-
-    def one_hot(labels: jax.Array) -> jax.Array | None:
-        return jax.nn.one_hot(labels, G.label_size) if G.label_size else None
-
-    def generate(g_params, w_avg, key, batch_size, labels, resolution, fade):
-        k_z, k_noise, k_mix = jax.random.split(key, 3)
-        z = jax.lax.with_sharding_constraint(
-            jax.random.normal(k_z, (batch_size, G.latent_size)), data)
-        images, state = G.apply({"params": g_params, "stats": {"w_avg": w_avg}}, z, labels,
-                                current_resolution=resolution, fade=fade, train=True,
-                                mutable=["stats"], rngs={"noise": k_noise, "mixing": k_mix})
-        return images, state["stats"]["w_avg"]
+    generate = functools.partial(_fakes, G, parallel.data_sharding(mesh))
 
     def d_loss_fn(d_params, reals, fakes, labels, fade, key, r1_scale):
         def d_fn(x):
             return D.apply({"params": d_params}, x, labels, fade=fade)
 
-        if config.loss.D == "logistic_r1":
-            loss, aux = losses.d_logistic_r1(d_fn, reals, fakes, config.loss.r1_gamma, r1_scale)
-            reg = aux["r1_penalty"]
-        elif config.loss.D == "wgan_gp":
-            loss, aux = losses.d_wgan_gp(d_fn, reals, fakes, key, config.loss.wgan_lambda,
-                                         config.loss.wgan_epsilon, config.loss.wgan_target,
-                                         grad_scale=math.sqrt(r1_scale))
-            reg = aux["gp_penalty"]
-        else:
-            raise ValueError(f"config.loss.D must be 'logistic_r1' or 'wgan_gp', "
-                             f"got {config.loss.D!r}")
-        return loss.mean(), {"real_score": aux["real_logits"].mean(),
-                             "fake_score": aux["fake_logits"].mean(), "reg": reg.mean()}
+        return _d_loss(config.loss, d_fn, reals, fakes, key, r1_scale)
 
     def g_loss_fn(g_params, d_params, w_avg, key, batch_size, labels, resolution, fade):
         fakes, w_avg = generate(g_params, w_avg, key, batch_size, labels, resolution, fade)
-        logits = D.apply({"params": d_params}, fakes, labels, fade=fade)
-        if config.loss.G == "logistic_nonsaturating":
-            loss = losses.g_logistic_nonsaturating(logits)
-        elif config.loss.G == "wgan":
-            loss = losses.g_wgan(logits)
-        else:
-            raise ValueError(f"config.loss.G must be 'logistic_nonsaturating' or 'wgan', "
-                             f"got {config.loss.G!r}")
-        return loss.mean(), w_avg
+        return _g_loss(config.loss, D.apply({"params": d_params}, fakes, labels, fade=fade)), \
+            w_avg
 
     def iteration(state: TrainState, batch: dict, step: jax.Array, fade: jax.Array,
                   g_lr: jax.Array, d_lr: jax.Array, ema_beta: jax.Array, *, resolution: int
                   ) -> tuple[TrainState, dict]:
-        key = jax.random.fold_in(jax.random.key(base_key), step)
+        key = jax.random.fold_in(jax.random.key(config.seed), step)
         k_fake_d, k_gp, k_fake_g = jax.random.split(key, 3)
         batch_size = batch["image"].shape[0]
-        labels = one_hot(batch["label"])
-        reals = prepare_reals(batch["image"], resolution, fade)
+        labels = jax.nn.one_hot(batch["label"], G.label_size) if G.label_size else None
+        reals = prepare_reals(batch["image"], resolution, fade, config.num_channels)
         r1_scale = r1_resolution_scale(config, resolution)
 
         # D step (with the G EMA update, as the official D_train_op + Gs_update_op).

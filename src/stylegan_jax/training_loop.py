@@ -42,10 +42,12 @@ from stylegan_jax.checkpoint import (
 )
 from stylegan_jax.data.pipeline import InputPipeline
 from stylegan_jax.data.prepared import open_prepared
+from stylegan_jax.images import to_uint8
 from stylegan_jax.layers import upscale2d
-from stylegan_jax.logs import RunWriter, image_grid, to_uint8
+from stylegan_jax.logs import RunWriter, image_grid
 from stylegan_jax.metrics.periodic import PeriodicMetrics
 from stylegan_jax.metrics.registry import Networks
+from stylegan_jax.models import build_networks
 from stylegan_jax.schedule import Phase, ema_beta, training_schedule
 
 log = logging.getLogger(__name__)
@@ -119,7 +121,7 @@ def _open(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.M
           cleanup: contextlib.ExitStack) -> tuple[_Loop, training.TrainState, LoopPosition]:
     """Restores or creates the state and builds everything the loop needs."""
     is_main = jax.process_index() == 0
-    G, D = training.build_models(config)
+    G, D = build_networks(config)
     optimizer = training.make_optimizer(config)
     ckpt = Checkpointer(workdir, keep=config.keep_checkpoints, snapshot_kimg=config.snapshot_kimg)
     cleanup.callback(ckpt.close)
@@ -283,7 +285,8 @@ def _end_tick(loop: _Loop, state: training.TrainState, position: LoopPosition, p
     periodic = loop.periodic_metrics
     if periodic is not None and periodic.due(position.nimg, done):
         results = periodic(loop.G, {"params": state.g_ema_params,
-                                    "stats": {"w_avg": state.w_avg}}, phase, position.nimg)
+                                    "stats": {"w_avg": state.w_avg}},
+                           phase.resolution, phase.fade, position.nimg)
         values.update({f"metrics/{k}": v for k, v in results.items()})
         score = periodic.score(results)
     loop.writer.scalars(position.nimg, values)

@@ -108,7 +108,6 @@ RULES: dict[str, Check] = {
     "G.latent_size": integer(1), "G.dlatent_size": integer(1), "G.mapping_layers": integer(0),
     "G.mapping_fmaps": integer(1), "G.mapping_lrmul": POSITIVE, "G.fmap_base": integer(1),
     "G.fmap_decay": NONNEGATIVE, "G.fmap_max": integer(1),
-    "G.truncation_psi": real(-2, 2, optional=True),
     "G.truncation_cutoff": integer(0, optional=True), "G.dlatent_avg_beta": PROBABILITY,
     "G.style_mixing_prob": PROBABILITY,
     "D.fmap_base": integer(1), "D.fmap_decay": NONNEGATIVE, "D.fmap_max": integer(1),

@@ -1,12 +1,10 @@
 """Fréchet distance vs scipy's sqrtm formula (pytorch-fid), and the feature statistics."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
 
-import stylegan_jax as sg
 from stylegan_jax import parallel
 from stylegan_jax.metrics import frechet as fid_lib
 
@@ -51,43 +49,28 @@ def test_frechet_identical_diagonal_and_symmetric():
         fid_lib.frechet_distance(mu2, sigma2, mu, sigma), rel=1e-9)
 
 
-class PixelFeatures:
-    """A cheap stand-in extractor: per-channel spatial means and a few raw pixels."""
-
-    dim = 12
-    params = {"scale": jnp.float32(1 / 255)}
-
-    def apply(self, params, images):
-        x = images.astype(jnp.float32) * params["scale"]
-        return jnp.concatenate([x.mean((1, 2)), x[:, :3, 0].reshape(x.shape[0], -1)], -1)
-
-
-def test_array_stats_match_numpy_on_1_and_8_devices():
+def test_array_stats_match_numpy_on_1_and_8_devices(pixel_features):
     rng = np.random.default_rng(2)
     images = rng.integers(0, 256, (37, 8, 8, 3), dtype=np.uint8)  # 37: a partial last batch
-    feats = np.asarray(PixelFeatures().apply(PixelFeatures.params, jnp.asarray(images)),
+    feats = np.asarray(pixel_features.apply(pixel_features.params, jnp.asarray(images)),
                        np.float64)
     for devices in (1, 8):
-        stats = fid_lib.array_stats(images, PixelFeatures(), batch_size=16,
+        stats = fid_lib.array_stats(images, pixel_features, batch_size=16,
                                     mesh=parallel.make_mesh(devices))
         assert stats.count == 37
         np.testing.assert_allclose(stats.mu, feats.mean(0), rtol=1e-6)
+        # float32 moments on the device: ~1e-6 of the largest covariance entries (~1e-2)
         np.testing.assert_allclose(stats.sigma, np.cov(feats, rowvar=False), rtol=1e-5,
-                                   atol=1e-9)
+                                   atol=1e-8)
 
 
-def test_generator_stats_quantise_and_ignore_device_count():
-    g = sg.Generator(resolution=8, fmap_base=32, fmap_max=8, latent_size=8, dlatent_size=8,
-                     mapping_fmaps=8, mapping_layers=2)
-    variables = g.init(jax.random.key(0), jnp.zeros((1, 8)))
-    runs = [fid_lib.generator_stats(g, variables, PixelFeatures(), num_images=40,
+def test_generator_stats_ignore_device_count(tiny_generator, pixel_features):
+    g, variables = tiny_generator
+    runs = [fid_lib.generator_stats(g, variables, pixel_features, num_images=40,
                                     batch_size=16, seed=3, mesh=parallel.make_mesh(d))
             for d in (1, 8)]
     np.testing.assert_allclose(runs[0].mu, runs[1].mu, rtol=1e-6)
     np.testing.assert_allclose(runs[0].sigma, runs[1].sigma, rtol=1e-5, atol=1e-9)
-    # Quantised features are multiples of 1/255 on the raw-pixel dimensions.
-    images = np.asarray(fid_lib.quantize(jnp.array([-1.5, -1.0, 0.0, 0.999, 2.0])))
-    np.testing.assert_array_equal(images, [0, 0, 128, 255, 255])
 
 
 def test_stats_cache_roundtrip(tmp_path):

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from stylegan_jax.images import to_255
 from stylegan_jax.metrics import lpips, weights
 
 
@@ -35,7 +36,7 @@ def test_distance_matches_lpips_package(reference):
     params = lpips.load_lpips(path)
     ours = jax.jit(lambda p, a, b: lpips.LPIPS().apply({"params": p}, a, b))(params, x, y)
     np.testing.assert_allclose(np.asarray(ours), d, rtol=1e-5)
-    d255 = lpips.distance_255(params, (x + 1) * 127.5, (y + 1) * 127.5)
+    d255 = lpips.distance_255(params, to_255(x), to_255(y))
     np.testing.assert_allclose(np.asarray(d255), d, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(lpips.distance_255(params, x, x)), 0, atol=1e-12)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import stylegan_jax as sg
-from stylegan_jax import parallel
+from stylegan_jax import latents, parallel
 from stylegan_jax.metrics import lpips
 from stylegan_jax.metrics import path_length as ppl_lib
 
@@ -19,19 +19,25 @@ def tiny():
 
 
 def test_slerp_and_lerp_endpoints_and_step():
+    """The official PPL slerp (unit-norm result) and lerp, on JAX and numpy arrays."""
     rng = np.random.default_rng(0)
     a, b = (jnp.asarray(rng.standard_normal((4, 16))) for _ in range(2))
     unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
-    np.testing.assert_allclose(ppl_lib.slerp(a, b, jnp.zeros((4, 1))), unit(a), atol=1e-6)
-    np.testing.assert_allclose(ppl_lib.slerp(a, b, jnp.ones((4, 1))), unit(b), atol=1e-5)
+    np.testing.assert_allclose(latents.slerp(a, b, jnp.zeros((4, 1))), unit(a), atol=1e-6)
+    np.testing.assert_allclose(latents.slerp(a, b, jnp.ones((4, 1))), unit(b), atol=1e-5)
     t = jnp.full((4, 1), 0.3)
-    s0, s1 = ppl_lib.slerp(a, b, t), ppl_lib.slerp(a, b, t + 0.01)
+    s0, s1 = latents.slerp(a, b, t), latents.slerp(a, b, t + 0.01)
     omega = np.arccos(np.sum(unit(a) * unit(b), -1))
     np.testing.assert_allclose(np.arccos(np.clip(np.sum(s0 * s1, -1), -1, 1)), 0.01 * omega,
                                rtol=1e-2)
     np.testing.assert_allclose(np.linalg.norm(s1, axis=-1), 1, rtol=1e-6)
-    np.testing.assert_allclose(ppl_lib.lerp(a, b, t + 1e-4) - ppl_lib.lerp(a, b, t),
+    np.testing.assert_allclose(latents.lerp(a, b, t + 1e-4) - latents.lerp(a, b, t),
                                1e-4 * (b - a), atol=1e-6)
+    # numpy vectors: the quarter circle's midpoint, exact start, parallel ends give no NaN
+    e0, e1 = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    np.testing.assert_allclose(latents.slerp(e0, e1, 0.5), np.sqrt([0.5, 0.5]))
+    np.testing.assert_array_equal(latents.slerp(e0, e1, 0.0), e0)
+    np.testing.assert_allclose(latents.slerp(e0, 3 * e0, 0.5), e0)
 
 
 @pytest.mark.parametrize("space", ["z", "w"])
@@ -46,7 +52,7 @@ def test_pairs_are_eps_apart_from_the_start_in_end_sampling(tiny, space):
         np.testing.assert_allclose((e1 - e0) / 1e-4, mapping(z1) - mapping(z0), rtol=2e-3,
                                    atol=2e-3)
     else:
-        zs = ppl_lib.slerp(z0, z1, jnp.full((6, 1), 1e-4))
+        zs = latents.slerp(z0, z1, jnp.full((6, 1), 1e-4))
         np.testing.assert_allclose(e0, mapping(z0), rtol=1e-5)  # pixel norm: |z| irrelevant
         np.testing.assert_allclose(e1, mapping(zs), rtol=1e-5)
 

@@ -7,6 +7,7 @@ import pytest
 
 import stylegan_jax as sg
 from stylegan_jax import parallel
+from stylegan_jax.images import from_uint8
 from stylegan_jax.metrics import separability as ls
 
 
@@ -38,10 +39,8 @@ def test_keep_most_confident_and_single_class():
     assert ls.attribute_entropy(x, np.full(6, 0.9), num_keep=6) == 0.0
 
 
-def test_linear_separability_on_tiny_generator():
-    g = sg.Generator(resolution=8, fmap_base=32, fmap_max=8, latent_size=8, dlatent_size=8,
-                     mapping_fmaps=8, mapping_layers=2)
-    variables = g.init(jax.random.key(0), jnp.zeros((1, 8)))
+def test_linear_separability_on_tiny_generator(tiny_generator):
+    g, variables = tiny_generator
 
     def brightness(images):
         return jax.nn.sigmoid(10 * jnp.mean(images, axis=(1, 2)))  # 3 attributes (channels)
@@ -63,7 +62,7 @@ def test_digits_classifier_recognises_the_digits():
 
     classify = digits_classifier()
     images, labels = digits_arrays()
-    probs = classify(jnp.asarray(images[::5] / 127.5 - 1.0, jnp.float32))
+    probs = classify(jnp.asarray(from_uint8(images[::5])))
     assert probs.shape == (len(labels[::5]), 10)
     np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-6)
     assert np.mean(probs.argmax(1) == labels[::5]) > 0.95

@@ -1,2 +1,3 @@
-"""Datasets: TFDS builders (``builders``), ``prepare``, the input ``pipeline`` and the
-on-device ``downsample`` for progressive growing. Nothing here needs TensorFlow."""
+"""Datasets: TFDS builders (``builders``), ``prepare`` and the input ``pipeline`` (lower
+training resolutions are made on the device: :func:`stylegan_jax.images.downsample_to`).
+Nothing here needs TensorFlow."""

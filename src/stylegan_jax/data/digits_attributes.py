@@ -9,16 +9,15 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from stylegan_jax.images import box_mean, from_uint8
 from stylegan_jax.metrics.separability import Classifier
 
 
 def _digit_features(images: np.ndarray) -> np.ndarray:
     """[-1, 1] 32x32 images -> the 8x8 grey values 0..16 of sklearn's digits, flattened."""
-    grey = np.asarray(images, np.float64).mean(axis=-1)
-    n, h, w = grey.shape
-    f = h // 8
-    small = grey.reshape(n, 8, f, 8, f).mean(axis=(2, 4))
-    return ((small + 1) * 8).reshape(n, 64)
+    grey = np.asarray(images, np.float64).mean(axis=-1, keepdims=True)
+    small = box_mean(grey, grey.shape[1] // 8)
+    return ((small + 1) * 8).reshape(len(grey), 64)
 
 
 def digits_classifier() -> Classifier:
@@ -31,7 +30,7 @@ def digits_classifier() -> Classifier:
 
     images, labels = digits_arrays()
     model = LogisticRegression(max_iter=5000).fit(
-        _digit_features(images / 127.5 - 1.0), labels)
+        _digit_features(from_uint8(images)), labels)
 
     def classify(batch: jax.Array) -> np.ndarray:
         return model.predict_proba(_digit_features(jax.device_get(batch)))

@@ -126,23 +126,6 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def box_downsample(image: np.ndarray, resolution: int) -> np.ndarray:
-    """Official StyleGAN ``dataset_tool.py`` resizing: repeated 2x2 box averaging in float32
-    from the square power-of-two source down to ``resolution``, then ``rint`` to uint8.
-
-    Works on ``[..., H, W, C]``. The float chain is exact (sums of uint8 stay below 2**24), so
-    this equals the per-level quantisation of the official tool.
-    """
-    size = image.shape[-2]
-    if image.shape[-3] != size or size < resolution or size % resolution:
-        raise ValueError(f"cannot box-downsample {image.shape[-3]}x{size} to {resolution}")
-    x = image.astype(np.float32)
-    while x.shape[-2] > resolution:
-        x = (x[..., 0::2, 0::2, :] + x[..., 0::2, 1::2, :]
-             + x[..., 1::2, 0::2, :] + x[..., 1::2, 1::2, :]) * 0.25
-    return np.rint(x).clip(0, 255).astype(np.uint8)
-
-
 def fit_square(image: np.ndarray, resolution: int, fit: Fit) -> np.ndarray:
     """Makes an RGB image square (``crop``: central square; ``pad``: centred on black) and
     resizes it to ``resolution`` with Pillow's antialiased Lanczos filter."""

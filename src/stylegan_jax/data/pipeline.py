@@ -136,7 +136,7 @@ class InputPipeline:
     def next_batch(self, global_batch_size: int) -> dict[str, jax.Array]:
         """The next global batch: ``image`` uint8 ``[B, R, R, 3]`` (mirrored) and ``label``
         int32 ``[B]``, sharded along the mesh ``'data'`` axis. ``B`` must divide by the device
-        count. Feed ``image`` to ``downsample_images`` for lower training resolutions."""
+        count. Feed ``image`` to ``images.downsample_to`` for lower training resolutions."""
         if global_batch_size % self._mesh.size:
             raise ValueError(f"global batch {global_batch_size} is not divisible by "
                              f"{self._mesh.size} devices")

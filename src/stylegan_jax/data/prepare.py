@@ -35,7 +35,8 @@ def prepare_dataset(dataset: str, data_dir: str | os.PathLike, *,
                     source: str | os.PathLike | None = None, resolution: int | None = None,
                     fit: str = "crop", skip_bad: bool = False, overwrite: bool = False,
                     workers: int | None = None) -> Prepared:
-    """Builds ``dataset`` (``ffhq``, ``image_folder`` or ``digits``) into ``data_dir``.
+    """Builds ``dataset`` (``ffhq``, ``image_folder``, ``digits`` or
+    ``stacked_digits``) into ``data_dir``.
 
     ``source`` is the FFHQ manual directory / zip or the user's image folder / zip;
     ``resolution`` defaults to 1024 for ffhq and 256 for image_folder; ``fit`` is ``crop`` or
@@ -53,7 +54,7 @@ def prepare_dataset(dataset: str, data_dir: str | os.PathLike, *,
     name = f"{dataset}/{config}"
     if Path(builder.data_dir).exists() and not overwrite:
         raise FileExistsError(f"{name} is already prepared in {builder.data_dir} "
-                              "(--overwrite replaces it)")
+                              "(overwrite=True replaces it)")
     plan = builder.check_source(source, skip_bad=skip_bad)
 
     new_dirs = [d for d in (data_dir, data_dir / dataset, data_dir / dataset / config)

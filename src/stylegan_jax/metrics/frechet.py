@@ -31,6 +31,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from stylegan_jax import parallel
+from stylegan_jax.images import to_uint8
 from stylegan_jax.metrics import progress
 
 
@@ -158,11 +159,6 @@ def _batch_plan(num_images: int, batch_size: int, mesh: Mesh) -> Iterator[int]:
         yield min(batch_size, num_images - start)
 
 
-def quantize(images: jax.Array) -> jax.Array:
-    """[-1, 1] floats -> uint8 as the official code does (``x * 127.5 + 128``, saturated)."""
-    return jnp.clip(images * 127.5 + 128.0, 0, 255).astype(jnp.uint8)
-
-
 def random_labels(key: jax.Array, n: int, label_size: int) -> jax.Array | None:
     """Uniform one-hot labels for a conditional generator, ``None`` for an unconditional one."""
     if not label_size:
@@ -181,7 +177,7 @@ def _generate_step(generator: nn.Module, mesh: Mesh, batch_size: int) -> Callabl
             jax.random.normal(k_z, (batch_size, generator.latent_size)), data)
         labels = random_labels(k_label, batch_size, generator.label_size)
         images = generator.apply(variables, z, labels, rngs={"noise": k_noise})
-        return quantize(images)
+        return to_uint8(images)
 
     return generate
 

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from stylegan_jax.images import from_uint8
 from stylegan_jax.metrics import weights as weights_lib
 
 LPIPS_ENV = "STYLEGAN_JAX_LPIPS"
@@ -71,7 +72,7 @@ class LPIPS(nn.Module):
 
 def distance_255(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
     """LPIPS of NHWC images in [0, 255] (the PPL convention), ``[N]``."""
-    return LPIPS().apply({"params": params}, x / 127.5 - 1.0, y / 127.5 - 1.0)
+    return LPIPS().apply({"params": params}, from_uint8(x), from_uint8(y))
 
 
 def _installed_lpips_heads() -> Path | None:

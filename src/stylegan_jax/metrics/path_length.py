@@ -22,31 +22,15 @@ import numpy as np
 from jax.sharding import Mesh
 
 from stylegan_jax import parallel
-from stylegan_jax.layers import downscale2d
+from stylegan_jax.images import box_mean, to_255
+from stylegan_jax.latents import lerp, slerp
 from stylegan_jax.metrics import lpips, progress
 from stylegan_jax.metrics.frechet import random_labels
-from stylegan_jax.networks import SynthesisNetwork
+from stylegan_jax.networks import noise_shapes
 
 SPACES = ("z", "w")
 SAMPLINGS = ("full", "end")
 Distance = Callable[[Any, jax.Array, jax.Array], jax.Array]
-
-
-def _normalize(v: jax.Array) -> jax.Array:
-    return v / jnp.sqrt(jnp.sum(jnp.square(v), axis=-1, keepdims=True))
-
-
-def slerp(a: jax.Array, b: jax.Array, t: jax.Array) -> jax.Array:
-    """Spherical interpolation of the *normalised* a and b; the result has unit norm."""
-    a, b = _normalize(a), _normalize(b)
-    d = jnp.sum(a * b, axis=-1, keepdims=True)
-    p = t * jnp.arccos(d)
-    c = _normalize(b - d * a)
-    return _normalize(a * jnp.cos(p) + c * jnp.sin(p))
-
-
-def lerp(a: jax.Array, b: jax.Array, t: jax.Array) -> jax.Array:
-    return a + (b - a) * t
 
 
 def pair_dlatents(generator: nn.Module, variables: Any, key: jax.Array, n: int, space: str,
@@ -75,7 +59,7 @@ def crop_and_downsample(images: jax.Array, crop: bool) -> jax.Array:
     if crop:
         c = images.shape[1] // 8
         images = images[:, 3 * c:7 * c, 2 * c:6 * c]
-    return downscale2d(images, max(images.shape[1] // 256, 1))
+    return box_mean(images, max(images.shape[1] // 256, 1))
 
 
 def filtered_mean(distances: np.ndarray) -> float:
@@ -90,7 +74,7 @@ def filtered_mean(distances: np.ndarray) -> float:
 def _step(generator: nn.Module, mesh: Mesh, n: int, space: str, sampling: str,
           epsilon: float, crop: bool, distance: Distance) -> Callable:
     data, rep = parallel.data_sharding(mesh), parallel.replicated_sharding(mesh)
-    shapes = SynthesisNetwork(resolution=generator.resolution).noise_shapes()
+    shapes = noise_shapes(generator.resolution)
 
     @functools.partial(jax.jit, out_shardings=rep)
     def step(variables: Any, distance_params: Any, key: jax.Array) -> jax.Array:
@@ -105,7 +89,7 @@ def _step(generator: nn.Module, mesh: Mesh, n: int, space: str, sampling: str,
             images = crop_and_downsample(images, crop)
             if images.shape[-1] == 1:
                 images = jnp.repeat(images, 3, axis=-1)
-            images = (images + 1) * (255 / 2)
+            images = to_255(images)
             return distance(distance_params, images[:n], images[n:]) / epsilon**2
 
     return step

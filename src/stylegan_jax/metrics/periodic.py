@@ -19,7 +19,6 @@ from stylegan_jax.metrics import registry
 from stylegan_jax.metrics import run as run_lib
 from stylegan_jax.networks import Generator
 from stylegan_jax.sampling import at_phase
-from stylegan_jax.schedule import Phase
 
 
 def networks_for(config: ml_collections.ConfigDict) -> registry.Networks:
@@ -55,13 +54,11 @@ class PeriodicMetrics:
                              f"{self.names}")
         self.best = registry.get(best)
         self.networks = networks or networks_for(config)
-        if self.networks.classifier is None and "classifier" in registry.needs_of(self.names):
-            self.networks.classifier = run_lib.run_classifier(config)
+        run_lib.add_run_classifiers(self.networks, config, self.names)
         for name in self.names:
-            for need in registry.get(name).needs:
-                if need == "classifier" and self.networks.classifier is None:
-                    raise ValueError(f"config.metrics: {name} needs an attribute classifier "
-                                     "(only digits runs bring one)")
+            for need in ("classifier", "digits"):
+                if need in registry.get(name).needs and (why := self.networks.missing(need)):
+                    raise ValueError(f"config.metrics: {name} cannot run: {why}")
         self.networks.load(registry.needs_of(self.names))
         self.reals = run_lib.real_data(config)
         self.ppl_crop = run_lib.ppl_crop(config.eval.ppl_crop, config.dataset.name)
@@ -76,9 +73,12 @@ class PeriodicMetrics:
         value = results[self.best.key]
         return value if self.best.lower_is_better else -value
 
-    def __call__(self, G: Generator, variables: Any, phase: Phase, nimg: int) -> dict[str, float]:
-        """``{key: value}`` of every metric, plus its numeric options as ``NAME/option``
-        (``num_samples``, ``ppl_crop`` as 0 or 1) so that the log records how it was run."""
+    def __call__(self, G: Generator, variables: Any, resolution: int, fade: float,
+                 nimg: int) -> dict[str, float]:
+        """``{key: value}`` of every metric for ``G`` at the phase's current ``resolution``
+        and ``fade``, ``nimg`` images into training, plus each metric's numeric options as
+        ``NAME/option`` (``num_samples``, ``ppl_crop`` as 0 or 1) so that the log records how
+        it was run."""
         self._bucket = nimg // self.interval
         options: dict[str, float] = {}
 
@@ -87,7 +87,7 @@ class PeriodicMetrics:
                             if isinstance(v, bool | int | float)})
 
         results = registry.evaluate(
-            self.names, at_phase(G, phase.resolution, float(phase.fade)), variables,
+            self.names, at_phase(G, resolution, float(fade)), variables,
             self.reals, networks=self.networks, cache_dir=cache_dir(self.config),
             batch_size=self.config.eval.batch_size, seed=self.config.seed, mesh=self.mesh,
             ppl_crop=self.ppl_crop, on_result=record)

@@ -2,8 +2,9 @@
 driver, as in stylegan2-ada-pytorch's ``metric_main`` and big_vision's evaluators.
 
 - :data:`REGISTRY` maps a name (``fid50k``, ``fid10k``, ``ppl_zfull``, ``ppl_wfull``,
-  ``ppl_zend``, ``ppl_wend``, ``ls``) to a :class:`Metric`: its function, its sample count and
-  what it needs (real images, Inception, LPIPS, an attribute classifier). A registered *base*
+  ``ppl_zend``, ``ppl_wend``, ``ls``, ``modes``) to a :class:`Metric`: its function, its
+  sample count and what it needs (real images, Inception, LPIPS, an attribute or digit
+  classifier). A registered *base*
   takes any sample count as a suffix: ``fid5k`` (5000 images), ``ppl_wend20k``, ``ls10k``,
   ``fid256`` (256 images; small demos and tests). :func:`register` adds a metric; it is then
   available to ``stylegan-jax metrics --metrics`` and to ``config.metrics`` alike.
@@ -29,9 +30,11 @@ from typing import Any
 
 from jax.sharding import Mesh
 
+from stylegan_jax.data.digits_classifier import DigitsClassifier
 from stylegan_jax.metrics import frechet as fid_lib
 from stylegan_jax.metrics import inception as inception_lib
 from stylegan_jax.metrics import lpips as lpips_lib
+from stylegan_jax.metrics import modes as modes_lib
 from stylegan_jax.metrics import path_length as ppl_lib
 from stylegan_jax.metrics import separability as ls_lib
 
@@ -51,21 +54,23 @@ class RealData:
 
 class Networks:
     """The networks metrics share, loaded on first use and kept: Inception (FID), LPIPS (PPL),
-    an attribute classifier (``ls``). Tests and notebooks may pass stand-ins: ``extractor``
-    (any :class:`~stylegan_jax.metrics.frechet.FeatureExtractor`), ``distance`` =
-    ``(fn, params)`` for PPL, ``classifier``."""
+    an attribute classifier (``ls``), a digit classifier (``modes``). Tests and notebooks may
+    pass stand-ins: ``extractor`` (any :class:`~stylegan_jax.metrics.frechet.FeatureExtractor`),
+    ``distance`` = ``(fn, params)`` for PPL, ``classifier``, ``digits``."""
 
     def __init__(self, *, inception_weights: str | os.PathLike | None = None,
                  inception_mode: str = "nvidia", lpips_weights: str | os.PathLike | None = None,
                  extractor: fid_lib.FeatureExtractor | None = None,
                  distance: tuple[ppl_lib.Distance, Any] | None = None,
-                 classifier: ls_lib.Classifier | None = None):
+                 classifier: ls_lib.Classifier | None = None,
+                 digits: DigitsClassifier | None = None):
         self.inception_weights = inception_weights or None
         self.inception_mode = inception_mode
         self.lpips_weights = lpips_weights or None
         self._extractor = extractor
         self._distance = distance
         self.classifier = classifier
+        self.digits = digits
 
     def extractor(self) -> fid_lib.FeatureExtractor:
         if self._extractor is None:
@@ -97,6 +102,8 @@ class Networks:
             return f"no LPIPS weights (--lpips_weights or ${lpips_lib.LPIPS_ENV})"
         if need == "classifier" and self.classifier is None:
             return "no attribute classifier (only digits runs bring one)"
+        if need == "digits" and self.digits is None:
+            return "no digit classifier (stacked_digits runs bring one)"
         return None
 
     def load(self, needs: Sequence[str]) -> None:
@@ -265,7 +272,17 @@ for _space in ppl_lib.SPACES:
         register(Metric(f"ppl_{_space}{_sampling}", _ppl(_space, _sampling), 100000,
                         ("lpips",)))
 register(Metric("ls", _ls, 200000, ("classifier",), primary="ls_w"))
-DEFAULT_NAMES = ("fid50k", "ppl_zfull", "ppl_wfull", "ppl_zend", "ppl_wend", "ls")
+
+
+def _modes(ctx: Context, name: str, n: int) -> tuple[dict, dict]:
+    values = modes_lib.mode_coverage(modes_lib.generator_sampler(ctx.generator, ctx.variables),
+                                     ctx.networks.digits, num_samples=n,
+                                     batch_size=ctx.batch_size, seed=ctx.seed)
+    return values, {}
+
+
+register(Metric("modes", _modes, 26000, ("digits",), lower_is_better=False))
+DEFAULT_NAMES = ("fid50k", "ppl_zfull", "ppl_wfull", "ppl_zend", "ppl_wend", "ls", "modes")
 
 
 def result_record(nimg: int, name: str, values: dict[str, float], options: dict[str, Any],

@@ -6,6 +6,8 @@ Loads the checkpoint's EMA generator at its own resolution and fade in float32
 (:func:`stylegan_jax.runs.load_run`), calls :func:`.registry.evaluate` and appends one JSON
 line per metric to ``workdir/metrics.jsonl`` as soon as it is computed
 (``{"nimg": step, "time": ..., "metric": name, name: value, "num_samples": ..., ...}``).
+``modes`` (mode coverage of 1,000, for ``stacked_digits`` runs) is computed by default for
+those runs.
 """
 
 from __future__ import annotations
@@ -60,6 +62,25 @@ def run_classifier(config: ml_collections.ConfigDict) -> ls_lib.Classifier | Non
     return digits_classifier()
 
 
+def default_names(config: ml_collections.ConfigDict) -> list[str]:
+    """The metrics worth computing for a run by default (``modes`` for stacked digits)."""
+    names = [n for n in registry.DEFAULT_NAMES if n != "modes"]
+    return names + ["modes"] if config.dataset.name.startswith("stacked_digits") else names
+
+
+def add_run_classifiers(networks: registry.Networks, config: ml_collections.ConfigDict,
+                        names: Sequence[str]) -> None:
+    """Gives ``networks`` the classifiers the run brings for ``names``: the digits attribute
+    classifier (``ls`` on digits), the digit classifier (``modes``)."""
+    needs = registry.needs_of(names)
+    if "classifier" in needs and networks.classifier is None:
+        networks.classifier = run_classifier(config)
+    if "digits" in needs and networks.digits is None:
+        from stylegan_jax.data.digits_classifier import digits_classifier
+
+        networks.digits = digits_classifier()
+
+
 def jsonl_writer(workdir: str | os.PathLike, nimg: int
                  ) -> Callable[[str, dict[str, float], dict[str, Any]], None]:
     """An ``on_result`` for :func:`.registry.evaluate`: one ``metrics.jsonl`` line per metric."""
@@ -100,11 +121,10 @@ def run_metrics(workdir: str | os.PathLike, step: int | None,
     if networks is None:
         networks = registry.Networks(inception_weights=inception_weights,
                                      inception_mode=inception_mode, lpips_weights=lpips_weights)
-    if networks.classifier is None and (metric_names is None or any(
-            "classifier" in registry.get(n).needs for n in metric_names)):
-        networks.classifier = run_classifier(config)
+    add_run_classifiers(networks, config,
+                        default_names(config) if metric_names is None else metric_names)
     if metric_names is None:
-        metric_names, skipped = registry.computable(registry.DEFAULT_NAMES, networks)
+        metric_names, skipped = registry.computable(default_names(config), networks)
         for name, why in skipped.items():
             if on_skip is not None:
                 on_skip(name, why)

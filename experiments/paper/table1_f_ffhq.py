@@ -1,7 +1,0 @@
-"""Paper Table 1, config F, FFHQ (non-saturating loss + R1) at 1024x1024."""
-
-from stylegan_jax.config import table1_config
-
-
-def get_config():
-    return table1_config("F", "ffhq")

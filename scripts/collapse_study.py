@@ -1,0 +1,115 @@
+"""The measurements behind docs/unconditional-collapse.md (run from the repository root).
+
+    python scripts/collapse_study.py eval RUN_DIR [STEP ...]   # one JSON line per checkpoint
+    python scripts/collapse_study.py plot OUT.png KEY NAME=EVAL.jsonl ...  # KEY: top_class, modes
+
+``eval`` samples 5,000 images from the EMA generator of each kept checkpoint (at the resolution
+and fade the schedule had there, upscaled to full size) and reports: the share of the most
+frequent digit class of the grey level (``top_class``; 0.1 for a uniform spread) and the
+number of classes above 1%, stacked-digit modes and their KL (5,000 samples: a perfect
+generator covers ~993), mean per-pixel colour (channel std; 0 for grey data), the spread of
+samples over z (``pix_div``, mean per-pixel std) and of the mapping output
+(``w_spread = mean ||w - mean w|| / ||mean w||``), plus D's mean scores from the training log.
+``plot`` draws ``top_class`` or ``modes`` (as a fraction of 1,000) against images shown, one
+line per run (PIL only).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0) -> dict:
+    import jax
+
+    from stylegan_jax.data.digits_classifier import digits_classifier
+    from stylegan_jax.metrics import modes
+    from stylegan_jax.runs import load_run
+
+    run = load_run(workdir, step)  # G samples at the checkpoint's phase, full-size output
+    G, variables = run.G, run.variables
+    k_z, k_noise = jax.random.split(jax.random.key(seed))
+    z = jax.random.normal(k_z, (n, G.latent_size))
+
+    @jax.jit
+    def generate(z, key):
+        return G.apply(variables, z, None, rngs={"noise": key})
+
+    images = np.concatenate([np.asarray(generate(z[i:i + 500], jax.random.fold_in(k_noise, i)))
+                             for i in range(0, n, 500)])
+    w = np.asarray(jax.jit(lambda z: G.apply(variables, z, None, method=type(G).map))(z[:1000]))
+    classifier = digits_classifier()
+    rgb = images if images.shape[-1] == 3 else np.repeat(images, 3, axis=-1)
+    counts = modes.mode_histogram(classifier.predict_channels(rgb))
+    grey = classifier.predict_channels(images.mean(-1, keepdims=True))[:, 0]
+    hist = np.bincount(grey, minlength=10) / n
+    log = {}
+    for line in (Path(workdir) / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["nimg"] == step and "score/real" in record:
+            log = {"D_real": round(record["score/real"], 2),
+                   "D_fake": round(record["score/fake"], 2)}
+    return dict(run=Path(workdir).name, kimg=round(step / 1000, 1),
+                res=G.phase_resolution or G.resolution,
+                top_class=round(float(hist.max()), 3), classes=int((hist > 0.01).sum()),
+                modes=int(np.count_nonzero(counts)),
+                modes_kl=round(modes.kl_divergence(counts, modes.real_mode_distribution()), 3),
+                colour=round(float(images.std(-1).mean()), 3),
+                pix_div=round(float(images.std(0).mean()), 3),
+                w_spread=round(float(np.linalg.norm(w - w.mean(0), axis=1).mean()
+                                     / np.linalg.norm(w.mean(0))), 3), **log)
+
+
+def plot(out: str, series: dict[str, list[tuple[float, float]]], key: str = "top_class") -> None:
+    """A small line chart (PIL): ``key`` (0..1) against kimg, one coloured line per run."""
+    from PIL import Image, ImageDraw
+
+    width, height, left, bottom, top, right = 520, 300, 50, 30, 20, 150
+    xmax = max(x for points in series.values() for x, _ in points)
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def xy(x, y):
+        return left + x / xmax * plot_w, top + (1 - y) * plot_h
+
+    draw.rectangle([left, top, left + plot_w, top + plot_h], outline="black")
+    for y in (0.1, 0.25, 0.5, 0.75, 1.0):
+        draw.line([xy(0, y), xy(xmax, y)], fill=(220, 220, 220))
+        draw.text((5, xy(0, y)[1] - 6), f"{y:.2f}", fill="black")
+    for x in np.linspace(0, xmax, 5):
+        draw.text((xy(x, 0)[0] - 8, top + plot_h + 5), f"{x:.0f}k", fill="black")
+    colours = ["red", "blue", "green", "purple", "orange", "black"]
+    for i, (name, points) in enumerate(series.items()):
+        c = colours[i % len(colours)]
+        draw.line([xy(x, y) for x, y in sorted(points)], fill=c, width=2)
+        draw.text((left + plot_w + 10, top + 15 * i), name, fill=c)
+    draw.text((left, 3), f"{key} vs images shown", fill="black")
+    img.save(out, optimize=True)
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["eval"]:
+        workdir = argv[1]
+        steps = [int(s) for s in argv[2:]] or sorted(
+            int(p.name) for p in (Path(workdir) / "checkpoints").iterdir() if p.name.isdigit())
+        for step in steps:
+            print(json.dumps(evaluate(workdir, step)), flush=True)
+    elif argv[:1] == ["plot"]:
+        key, scale = argv[2], 1000.0 if argv[2] == "modes" else 1.0
+        series = {}
+        for spec in argv[3:]:
+            name, path = spec.split("=", 1)
+            rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line]
+            series[name] = [(r["kimg"], r[key] / scale) for r in rows]
+        plot(argv[1], series, key if scale == 1 else f"{key} / 1000")
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
