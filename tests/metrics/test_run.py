@@ -13,27 +13,17 @@ from tiny_digits import tiny_digits_config
 import stylegan_jax as sg
 from stylegan_jax import cli, parallel, training, training_loop
 from stylegan_jax.checkpoint import Checkpointer, LoopPosition
+from stylegan_jax.images import to_uint8
 from stylegan_jax.layers import upscale2d
-from stylegan_jax.logs import to_uint8
 from stylegan_jax.metrics import registry
 from stylegan_jax.metrics import run as run_lib
-from stylegan_jax.networks import SynthesisNetwork
+from stylegan_jax.models import build_networks
+from stylegan_jax.networks import num_style_layers
 
 
 def sq_distance(params, x, y):
     """A cheap stand-in for LPIPS: mean squared difference of [0, 255] images."""
     return jnp.mean(jnp.square(x - y), axis=(1, 2, 3)) / 255.0**2
-
-
-class PixelFeatures:
-    """A cheap stand-in for Inception: channel means and a few pixels."""
-
-    dim = 12
-    params = {"scale": np.float32(1 / 255)}
-
-    def apply(self, params, images):
-        x = images.astype(jnp.float32) * params["scale"]
-        return jnp.concatenate([x.mean((1, 2)), x[:, 8:11, 16].reshape(x.shape[0], -1)], -1)
 
 
 def save_checkpoint(workdir, config, state, position):
@@ -48,7 +38,7 @@ def save_checkpoint(workdir, config, state, position):
 
 
 def fresh_state(config):
-    G, D = training.build_models(config)
+    G, D = build_networks(config)
     return training.create_train_state(config, G, D, training.make_optimizer(config),
                                        parallel.make_mesh())
 
@@ -148,7 +138,7 @@ def test_ppl_is_the_same_for_bf16_and_float32_runs(tiny_config, tmp_path, monkey
 
     from stylegan_jax.metrics import path_length
 
-    G16 = training.build_models(tiny_config.copy_and_resolve_references().unlock())[0].clone(
+    G16 = build_networks(tiny_config.copy_and_resolve_references().unlock())[0].clone(
         dtype=jnp.bfloat16)
     run = sg.load(workdirs["bfloat16"])
     in_bf16 = path_length.ppl(G16, run.variables, None, sampling="end", num_samples=64,
@@ -163,7 +153,7 @@ def test_a_mid_fade_checkpoint_is_evaluated_at_its_phase(tiny_config, tmp_path, 
                             fade=0.5)
     workdir = tmp_path / "run"
     save_checkpoint(workdir, tiny_config, state, position)
-    G = training.build_models(tiny_config)[0]
+    G = build_networks(tiny_config)[0]
     grid_fn = training.make_grid_fn(G, parallel.make_mesh())
 
     def grid(z, noise_key):
@@ -184,8 +174,7 @@ def test_a_mid_fade_checkpoint_is_evaluated_at_its_phase(tiny_config, tmp_path, 
     noise = model.noise(5)
     variables = {"params": state.g_ema_params, "stats": {"w_avg": state.w_avg}}
     expected = upscale2d(G.apply(variables, z, current_resolution=16, fade=0.5,
-                                 noise=noise[:len(SynthesisNetwork(resolution=16)
-                                                  .noise_shapes())]), 2)
+                                 noise=noise[:num_style_layers(16)]), 2)
     np.testing.assert_allclose(model.generate(z, noise=5), expected, atol=1e-5)
     outdir = tmp_path / "png"
     outdir.mkdir()
@@ -212,10 +201,10 @@ def test_computed_results_survive_a_failing_later_metric(tiny_config, tmp_path, 
 
 # ---- one driver for the CLI and the training loop -----------------------------------------
 
+@pytest.mark.slow  # a short training run: ~15 s with a warm compile cache, ~35 s cold
 def test_cli_and_training_loop_share_the_driver_registry_and_real_statistics(
-        tmp_path, probe, monkeypatch):
+        tmp_path, probe, monkeypatch, digits_dir, pixel_features):
     from stylegan_jax.data import pipeline
-    from stylegan_jax.data.prepare import prepare_dataset
 
     callers = []
     evaluate = registry.evaluate
@@ -225,12 +214,11 @@ def test_cli_and_training_loop_share_the_driver_registry_and_real_statistics(
         return evaluate(names, *args, **kwargs)
 
     monkeypatch.setattr(registry, "evaluate", spy)
-    prepare_dataset("digits", tmp_path / "data")
-    config = tiny_digits_config(tmp_path / "data", total_kimg=0.064, lod_initial_resolution=32)
+    config = tiny_digits_config(digits_dir, total_kimg=0.064, lod_initial_resolution=32)
     config.update(dict(metrics=("fid32", "probe"), metrics_every_kimg=0.064,
                        metrics_best="fid32"))
     config.eval.update(dict(batch_size=16, cache_dir=str(tmp_path / "cache")))
-    networks = registry.Networks(extractor=PixelFeatures())
+    networks = registry.Networks(extractor=pixel_features)
     training_loop.train(config, tmp_path / "run", metric_networks=networks)
     assert callers == [["fid32", "probe"]]
     [trained] = [r for r in records(tmp_path / "run") if "metrics/fid32" in r]
@@ -244,7 +232,7 @@ def test_cli_and_training_loop_share_the_driver_registry_and_real_statistics(
 
     monkeypatch.setattr(pipeline, "InputPipeline", no_recompute)  # reals are not read again
     results = run_lib.run_metrics(tmp_path / "run", None, ["fid32", "probe"],
-                                  networks=registry.Networks(extractor=PixelFeatures()),
+                                  networks=registry.Networks(extractor=pixel_features),
                                   cache_dir=tmp_path / "cache", batch_size=16, seed=config.seed)
     assert callers[-1] == ["fid32", "probe"]
     assert results["fid32"] == pytest.approx(trained["metrics/fid32"], rel=1e-5)
@@ -294,3 +282,14 @@ def test_generate_may_sample_in_bfloat16(tiny_config, tmp_path):
     np.testing.assert_allclose(a, b, atol=0.1 * np.abs(a).max())
     with pytest.raises(ValueError, match="compute_dtype"):
         sg.load(tmp_path, compute_dtype="float16")
+
+
+def test_modes_runs_through_the_registry(tiny_config, tmp_path):
+    """``modes`` with a count suffix from the CLI entry point: the digit classifier is the run's,
+    the value is a mode count of 1,000, and more is better when ranking checkpoints."""
+    save_checkpoint(tmp_path, tiny_config, fresh_state(tiny_config),
+                    LoopPosition(nimg=32, resolution=32, fade=0.0))
+    results = run_lib.run_metrics(tmp_path, None, ["modes64"], cache_dir=None, batch_size=16)
+    assert set(results) == {"modes", "modes_kl"} and 1 <= results["modes"] <= 64
+    assert records(tmp_path)[-1]["num_samples"] == 64
+    assert not registry.get("modes").lower_is_better
