@@ -1,19 +1,20 @@
 """Sampling from a trained run: ``load``, seeds, truncation, noise, and the ``generate`` CLI,
 checked against direct ``Generator.apply`` calls on the checkpoint's variables."""
 
-import json
-from pathlib import Path
-
 import jax
+import ml_collections
 import numpy as np
 import pytest
+from demo_notebook import run_notebook
 from PIL import Image
 from tiny_digits import tiny_digits_config
 
 import stylegan_jax as sg
 from stylegan_jax import cli, figures, training_loop
-from stylegan_jax.generate import parse_seeds, style_layers
+from stylegan_jax import generate as generate_module
+from stylegan_jax.generate import Model, _compile, parse_seeds, seed_classes, style_layers
 from stylegan_jax.images import to_uint8
+from stylegan_jax.latents import slerp
 from stylegan_jax.runs import load_run
 
 pytestmark = pytest.mark.slow  # real training runs / subprocesses
@@ -110,8 +111,10 @@ def test_bad_inputs_give_clear_errors(model):
         style_layers("6-9", 8)
     assert style_layers("coarse", 8) == range(0, 4) and style_layers("middle", 8) == range(4, 8)
     assert style_layers("fine", 18) == range(8, 18) and style_layers("2-5", 8) == range(2, 6)
-    with pytest.raises(ValueError, match="unconditional"):
+    with pytest.raises(ValueError, match="unconditional: it takes no class index"):
         model.map(model.z([0]), class_index=1)
+    with pytest.raises(ValueError, match="unconditional: it takes no labels"):
+        model.map(model.z([0]), labels=np.ones((1, 10), np.float32))
 
 
 def test_load_errors(tmp_path):
@@ -136,7 +139,8 @@ def test_generate_command(tiny_run, model, tmp_path):
     (["--workdir", "{run}", "--seeds", "3-1"], "end is before the start"),
     (["--workdir", "{run}", "--seeds", "0", "--psi", "5"], "psi 5.0 is outside"),
     (["--workdir", "{run}", "--seeds", "0", "--psi", "0.5", "--cutoff", "20"], "cutoff 20"),
-    (["--seeds", "0"], "--workdir, --seeds and --outdir are required"),
+    (["--workdir", "{run}", "--seeds", "0", "--class_index", "1"], "unconditional"),
+    (["--seeds", "0"], r"--network \(or --workdir\), --seeds and --outdir are required"),
 ])
 def test_generate_command_errors(tiny_run, tmp_path, args, message):
     paths = dict(missing=tmp_path / "missing", empty=tmp_path, run=tiny_run)
@@ -237,14 +241,124 @@ def test_figure_command_errors(tiny_run, tmp_path, args, message):
     assert not list(tmp_path.iterdir())
 
 
-def test_notebook_runs_top_to_bottom(tiny_run, monkeypatch):
-    notebook = json.loads((Path(__file__).parents[1] / "examples" / "demo.ipynb").read_text())
-    code = "\n\n".join("".join(cell["source"]) for cell in notebook["cells"]
-                       if cell["cell_type"] == "code")
-    monkeypatch.setenv("STYLEGAN_JAX_DEMO_WORKDIR", str(tiny_run))
-    namespace = {}
-    exec(compile(code, "demo.ipynb", "exec"), namespace)
-    assert namespace["model"].step == 64
+def test_notebook_runs_on_an_unconditional_run(tiny_run, monkeypatch):
+    namespace = run_notebook(tiny_run, monkeypatch)  # the demo run's case: test_demo.py
+    assert namespace["model"].step == 64 and namespace["images"].shape == (8, 32, 32, 3)
+
+
+@pytest.fixture(scope="module")
+def conditional():
+    """A randomly initialised 10-class generator (no training needed to check which label
+    each image gets) with a non-zero w_avg, as a Model."""
+    G = sg.Generator(resolution=16, label_size=10, latent_size=8, dlatent_size=8,
+                     mapping_fmaps=8, mapping_layers=2, fmap_base=32, fmap_max=8)
+    variables = G.init(jax.random.key(0), np.zeros((1, 8), np.float32),
+                       np.eye(10, dtype=np.float32)[:1])
+    variables = {**variables, "stats": {"w_avg": np.full((8,), 0.3, np.float32)}}
+    return Model(ml_collections.ConfigDict(), G, variables, 0, *_compile(G))
+
+
+def labelled_reference(model, seeds, classes, noise=0):
+    """Images of ``seeds`` drawn as ``classes``, straight from the Generator module."""
+    run = jax.jit(lambda v, z, y, n: model.G.apply(v, z, y, noise=n))
+    return np.asarray(run(model.variables, model.z(seeds), np.eye(10, dtype=np.float32)[classes],
+                          model.noise(noise)))
+
+
+def test_conditional_model_without_a_class_draws_seed_mod_classes(conditional):
+    model, seeds = conditional, [3, 12, 7, 40]
+    assert model.num_classes == 10 and seed_classes(seeds, 10).tolist() == [3, 2, 7, 0]
+    own = labelled_reference(model, seeds, [3, 2, 7, 0])
+    np.testing.assert_allclose(model.generate(seeds=seeds), own, atol=1e-5)
+    np.testing.assert_allclose(model.generate(model.z(seeds), seeds=seeds), own, atol=1e-5)
+    # latents without their seeds count as seeds 0, 1, 2, ...: row i is class i % 10
+    np.testing.assert_allclose(model.generate(model.z(seeds)),
+                               labelled_reference(model, seeds, [0, 1, 2, 3]), atol=1e-5)
+    np.testing.assert_allclose(model.generate(seeds=[13]), labelled_reference(model, [13], [3]),
+                               atol=1e-5)
+    w = jax.jit(lambda v, z, y: model.G.apply(v, z, y, method=sg.Generator.map))(
+        model.variables, model.z(seeds), np.eye(10, dtype=np.float32)[[3, 2, 7, 0]])
+    np.testing.assert_allclose(model.map(seeds=seeds), w, atol=1e-6)
+    assert not np.allclose(own[0], labelled_reference(model, [3], [4])[0], atol=1e-4)
+
+
+def test_conditional_model_takes_one_class_or_one_per_image(conditional):
+    model, seeds = conditional, [3, 12, 7]
+    np.testing.assert_allclose(model.generate(seeds=seeds, class_index=5),
+                               labelled_reference(model, seeds, [5, 5, 5]), atol=1e-5)
+    np.testing.assert_allclose(model.generate(model.z(seeds), class_index=[9, 0, 4], psi=1.0),
+                               labelled_reference(model, seeds, [9, 0, 4]), atol=1e-5)
+    # the config's cutoff (8) covers all 6 layers of this 16x16 model: psi 0 is w_avg throughout
+    average = jax.jit(lambda v, w, n: model.G.apply(v, w=w, noise=n))(
+        model.variables, np.full((1, 6, 8), 0.3, np.float32), model.noise(0))
+    for image in model.generate(seeds=seeds, psi=0.0):
+        np.testing.assert_allclose(image, np.asarray(average)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(class_index=10), r"class index 10 is outside \[0, 10\) of this conditional model"),
+    (dict(class_index=-1), r"class index -1 is outside \[0, 10\)"),
+    (dict(class_index=[1, 2]), r"one integer class or one per image \(3\)"),
+    (dict(class_index=1.0), "one integer class"),
+    (dict(seeds=[1, 2]), "got 2 seeds for 3 latents"),
+    (dict(w=np.zeros((3, 8), np.float32), class_index=1), "w already carries its class"),
+])
+def test_conditional_model_refuses_bad_classes(conditional, kwargs, message):
+    z = None if "w" in kwargs else conditional.z([0, 1, 2])
+    with pytest.raises(ValueError, match=message):
+        conditional.generate(z, **kwargs)
+    with pytest.raises(ValueError, match="pass z \\(or seeds\\) or w, not both"):
+        conditional.generate(seeds=[0], w=np.zeros((1, 8), np.float32))
+    with pytest.raises(ValueError, match="labels replace class_index and seeds"):
+        conditional.map(seeds=[0], labels=np.eye(10, dtype=np.float32)[:1])
+
+
+def test_figures_draw_each_seeds_class(conditional):
+    model = conditional
+    cells = figures.mixing_figure(model, [0, 11], [2, 3], style_layers("coarse", 6))
+    np.testing.assert_allclose(cells[1:, 0], labelled_reference(model, [0, 11], [0, 1]),
+                               atol=1e-5)
+    np.testing.assert_allclose(cells[0, 1:], labelled_reference(model, [2, 3], [2, 3]),
+                               atol=1e-5)
+    truncation = figures.truncation_figure(model, [4, 15], psis=[1.0], class_index=8)
+    np.testing.assert_allclose(truncation[:, 0], labelled_reference(model, [4, 15], [8, 8]),
+                               atol=1e-5)
+    for space in ("w", "z"):  # the path passes through each seed's image in its own class
+        frames = figures.interpolation_frames(model, [1, 12, 5], steps=2, space=space)
+        np.testing.assert_allclose(frames[[0, 2, 4]],
+                                   labelled_reference(model, [1, 12, 5], [1, 2, 5]), atol=1e-5)
+    # in Z the labels are lerped with the latents: halfway between seeds 1 and 12 (z here is
+    # float64, the figure's float32, hence atol 1e-4 on values of ~5)
+    a, b = model.z([1, 12])
+    z = (slerp(a, b, 0.5) * (np.linalg.norm(a) + np.linalg.norm(b)) / 2)[None]
+    half = jax.jit(lambda v, z, y, n: model.G.apply(v, z, y, noise=n))(
+        model.variables, z, np.eye(10, dtype=np.float32)[[1]] * 0.5
+        + np.eye(10, dtype=np.float32)[[2]] * 0.5, model.noise(0))
+    np.testing.assert_allclose(frames[1], np.asarray(half)[0], atol=1e-4)
+
+
+def test_generate_and_figure_commands_on_a_conditional_model(conditional, tmp_path,
+                                                             monkeypatch, capsys):
+    monkeypatch.setattr(generate_module, "load", lambda workdir, step=None: conditional)
+    cli.main(["generate", "--workdir", "run", "--seeds", "9-11", "--outdir", str(tmp_path)])
+    cli.main(["generate", "--workdir", "run", "--seeds", "9-11", "--class_index", "4",
+              "--outdir", str(tmp_path / "four")])
+    for outdir, classes in [(tmp_path, [9, 0, 1]), (tmp_path / "four", [4, 4, 4])]:
+        expected = to_uint8(labelled_reference(conditional, [9, 10, 11], classes))
+        for seed, image in zip([9, 10, 11], expected, strict=True):
+            written = np.asarray(Image.open(outdir / f"seed{seed:04d}.png")).astype(int)
+            assert np.abs(written - image).max() <= 1
+    cli.main(["figure", "--workdir", "run", "--kind", "truncation", "--psis", "1", "--seeds",
+              "0-1", "--outdir", str(tmp_path / "fig")])
+    rule = "conditional model without --class_index: seed s is drawn as class s % 10"
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"stylegan-jax generate: {rule}", f"stylegan-jax figure: {rule}"]
+    bad = ["--workdir", "run", "--seeds", "0-1", "--class_index", "10", "--outdir",
+           str(tmp_path / "bad")]
+    for argv in (["generate", *bad], ["figure", "--kind", "noise", *bad]):
+        with pytest.raises(SystemExit, match=r"class index 10 is outside \[0, 10\)"):
+            cli.main(argv)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_generate_prints_only_its_result(tiny_run, tmp_path, capfd):

@@ -216,6 +216,10 @@ def metrics(argv: Sequence[str]) -> None:
     prog = "stylegan-jax metrics"
     fv = flags.FlagValues()
     workdir = flags.DEFINE_string("workdir", None, "Run directory.", flag_values=fv)
+    network = _network_flag(fv)
+    dataset = flags.DEFINE_string("dataset", None, "Prepared dataset of the FID reals, e.g. "
+                                  "ffhq/1024 (default: the run's config.dataset.name).",
+                                  flag_values=fv)
     checkpoint = flags.DEFINE_integer("checkpoint", None, "Checkpoint (images seen); default "
                                       "the latest.", lower_bound=0, flag_values=fv)
     names = flags.DEFINE_list("metrics", None, "Metrics to compute: names registered in "
@@ -242,10 +246,17 @@ def metrics(argv: Sequence[str]) -> None:
     seed = flags.DEFINE_integer("seed", 0, "Sampling seed.", lower_bound=0, flag_values=fv)
     cache_dir = flags.DEFINE_string("cache_dir", None, "Where real FID statistics are cached "
                                     "(default ~/.cache/stylegan-jax/fid).", flag_values=fv)
+    num_samples = flags.DEFINE_integer("num_samples", None, "Override every metric's sample "
+                                       "count (quick checks; a name suffix like fid5k sets "
+                                       "one metric's).", lower_bound=2,
+                                       flag_values=fv)
+    ls_classifiers = flags.DEFINE_string("ls_classifiers", None, "ls: a directory of the "
+                                         "official celebahq-classifier-*.pkl attribute "
+                                         "classifiers.", flag_values=fv)
     _parse(fv, prog, argv)
-    if workdir.value is None:
-        raise UsageError("--workdir is required")
-    require_dir(workdir.value, "--workdir")
+    source = _network_path(network, workdir)
+    if source is None:
+        raise UsageError("--network (or --workdir) is required")
     from stylegan_jax.checkpoint import CheckpointError
     from stylegan_jax.metrics import run as run_lib
     from stylegan_jax.metrics.weights import WeightsError
@@ -257,11 +268,17 @@ def metrics(argv: Sequence[str]) -> None:
         if names.value is not None:
             run_lib.check_names(names.value)
         extra = {"cache_dir": cache_dir.value} if cache_dir.value else {}
+        if dataset.value:
+            extra["dataset_name"] = dataset.value
+        if ls_classifiers.value and (names.value is None or "ls" in names.value):
+            from stylegan_jax import official
+
+            extra["classifier"] = official.attribute_classifier(ls_classifiers.value)
         results = run_lib.run_metrics(
-            workdir.value, checkpoint.value, names.value, inception_weights=inception.value,
+            source, checkpoint.value, names.value, inception_weights=inception.value,
             inception_mode=mode.value, lpips_weights=lpips.value, data_dir=data_dir.value,
-            batch_size=batch_size.value, seed=seed.value, ppl_crop_choice=ppl_crop.value,
-            on_skip=skipped, **extra)
+            batch_size=batch_size.value, seed=seed.value, num_samples=num_samples.value,
+            ppl_crop_choice=ppl_crop.value, on_skip=skipped, **extra)
     except (ValueError, FileNotFoundError, WeightsError) as e:
         raise UsageError(e) from e
     except CheckpointError as e:
@@ -270,9 +287,31 @@ def metrics(argv: Sequence[str]) -> None:
         print(f"{name}: {value:.4f}")
 
 
+def _network_flag(fv: flags.FlagValues) -> flags.FlagHolder:
+    return flags.DEFINE_string("network", None, "A run directory, one checkpoint directory "
+                               "WORKDIR/checkpoints/STEP, or an official StyleGAN .pkl "
+                               "(karras2019stylegan-*.pkl; its Gs is used).", flag_values=fv)
+
+
+def _network_path(network: flags.FlagHolder, workdir: flags.FlagHolder) -> str | None:
+    """``--network`` or, as before it existed, ``--workdir`` (not both); anything but an
+    official ``.pkl`` must be a (run or checkpoint) directory."""
+    if network.value is not None and workdir.value is not None:
+        raise UsageError("give --network or --workdir, not both")
+    path, flag = ((network.value, "--network") if network.value is not None
+                  else (workdir.value, "--workdir"))
+    if path is not None and not path.endswith(".pkl"):
+        require_dir(path, flag)
+    return path
+
+
 def _sampling_flags(fv: flags.FlagValues) -> dict[str, flags.FlagHolder]:
     """Flags shared by ``generate`` and ``figure``: the run, sampling and output."""
     return dict(
+        network=_network_flag(fv),
+        stored_noise=flags.DEFINE_bool("stored_noise", False, "Use the noise constants stored "
+                                       "in an official .pkl instead of --noise_seed.",
+                                       flag_values=fv),
         workdir=flags.DEFINE_string("workdir", None, "Run directory (or one checkpoint "
                                     "directory WORKDIR/checkpoints/STEP).", flag_values=fv),
         checkpoint=flags.DEFINE_integer("checkpoint", None, "Checkpoint (images seen); "
@@ -284,9 +323,17 @@ def _sampling_flags(fv: flags.FlagValues) -> dict[str, flags.FlagHolder]:
         noise_seed=flags.DEFINE_integer("noise_seed", 0, "Fixed noise realisation.",
                                         flag_values=fv),
         class_index=flags.DEFINE_integer("class_index", None, "Class of a conditional "
-                                         "model.", flag_values=fv),
+                                         "model (default: seed s draws class s % "
+                                         "num_classes).", flag_values=fv),
         outdir=flags.DEFINE_string("outdir", None, "Where to write the PNGs.", flag_values=fv),
     )
+
+
+def _say_classes(prog: str, num_classes: int, class_index: int | None) -> None:
+    """One stderr line when a conditional model picks its classes from the seeds."""
+    if num_classes and class_index is None:
+        print(f"{prog}: conditional model without --class_index: seed s is drawn as class "
+              f"s % {num_classes}", file=sys.stderr)
 
 
 def generate(argv: Sequence[str]) -> None:
@@ -301,9 +348,9 @@ def generate(argv: Sequence[str]) -> None:
                               "Sampling precision: bfloat16 is faster on accelerators and "
                               "gives slightly different images.", flag_values=fv)
     _parse(fv, prog, argv)
-    if None in (common["workdir"].value, common["outdir"].value, seeds.value):
-        raise UsageError("--workdir, --seeds and --outdir are required")
-    require_dir(common["workdir"].value, "--workdir")
+    network = _network_path(common["network"], common["workdir"])
+    if None in (network, common["outdir"].value, seeds.value):
+        raise UsageError("--network (or --workdir), --seeds and --outdir are required")
     require_dir(common["outdir"].value, "--outdir")
     from pathlib import Path
 
@@ -315,10 +362,11 @@ def generate(argv: Sequence[str]) -> None:
     try:
         seed_list = gen.parse_seeds(seeds.value)
         gen.check_psi(common["psi"].value)
-        model = gen.load(common["workdir"].value, common["checkpoint"].value,
-                         compute_dtype=dtype.value)
-        images = model.generate(model.z(seed_list), psi=common["psi"].value,
-                                cutoff=common["cutoff"].value, noise=common["noise_seed"].value,
+        model = gen.load(network, common["checkpoint"].value, compute_dtype=dtype.value)
+        _say_classes(prog, model.num_classes, common["class_index"].value)
+        noise = gen.STORED if common["stored_noise"].value else common["noise_seed"].value
+        images = model.generate(seeds=seed_list, psi=common["psi"].value,
+                                cutoff=common["cutoff"].value, noise=noise,
                                 class_index=common["class_index"].value,
                                 batch_size=batch_size.value)
     except (ValueError, FileNotFoundError) as e:
@@ -328,7 +376,8 @@ def generate(argv: Sequence[str]) -> None:
     outdir = Path(common["outdir"].value)
     for seed, image in zip(seed_list, to_uint8(images), strict=True):
         save_png(outdir / f"seed{seed:04d}.png", image)
-    print(f"Wrote {len(seed_list)} images of checkpoint {model.step} to {outdir}")
+    source = network if network.endswith(".pkl") else f"checkpoint {model.step}"
+    print(f"Wrote {len(seed_list)} images of {source} to {outdir}")
 
 
 def figure(argv: Sequence[str]) -> None:
@@ -356,9 +405,9 @@ def figure(argv: Sequence[str]) -> None:
     samples = flags.DEFINE_integer("samples", 32, "noise: realisations for the std map.",
                                    lower_bound=2, flag_values=fv)
     _parse(fv, prog, argv)
-    if None in (common["workdir"].value, common["outdir"].value, kind.value):
-        raise UsageError("--workdir, --kind and --outdir are required")
-    require_dir(common["workdir"].value, "--workdir")
+    network = _network_path(common["network"], common["workdir"])
+    if None in (network, common["outdir"].value, kind.value):
+        raise UsageError("--network (or --workdir), --kind and --outdir are required")
     require_dir(common["outdir"].value, "--outdir")
     from stylegan_jax import figures
     from stylegan_jax import generate as gen
@@ -373,18 +422,53 @@ def figure(argv: Sequence[str]) -> None:
             gen.check_psi(psi)
         row_list = gen.parse_seeds(seeds.value)
         col_list = gen.parse_seeds(col_seeds.value)
-        model = gen.load(common["workdir"].value, common["checkpoint"].value)
+        model = gen.load(network, common["checkpoint"].value)
+        _say_classes(prog, model.num_classes, common["class_index"].value)
         written = figures.write_figure(
             model, kind.value, common["outdir"].value, row_list, col_seeds=col_list,
             styles=styles.value, psi=common["psi"].value, cutoff=common["cutoff"].value,
             psis=psi_list, steps=steps.value, space=space.value, fps=fps.value,
-            samples=samples.value, noise=common["noise_seed"].value,
+            samples=samples.value,
+            noise=gen.STORED if common["stored_noise"].value else common["noise_seed"].value,
             class_index=common["class_index"].value)
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(e) from e
     except CheckpointError as e:
         raise SystemExit(f"{prog}: {e}") from None
     print("\n".join(f"Wrote {path}" for path in written))
+
+
+def import_(argv: Sequence[str]) -> None:
+    """Start a run from an official StyleGAN .pkl (G, D, Gs) to fine-tune it with train."""
+    prog = "stylegan-jax import"
+    fv = flags.FlagValues()
+    config = _config_flag(fv, prog, argv)
+    pkl = flags.DEFINE_string("pkl", None, "Official network pickle (karras2019stylegan-*.pkl).",
+                              flag_values=fv)
+    workdir = flags.DEFINE_string("workdir", None, "New run directory.", flag_values=fv)
+    resume_kimg = flags.DEFINE_float("resume_kimg", None, "Schedule position in kimg (default: "
+                                     "the start of the full-resolution stable phase).",
+                                     lower_bound=0.0, flag_values=fv)
+    _parse(fv, prog, argv)
+    if pkl.value is None or workdir.value is None:
+        raise UsageError("--pkl FILE.pkl and --workdir DIR are required")
+    require_dir(workdir.value, "--workdir")
+    from stylegan_jax import official
+    from stylegan_jax.checkpoint import CheckpointError, WorkdirLockedError
+
+    if config.value is not None:
+        from stylegan_jax.validate import check_config
+
+        check_config(config.value)
+    try:
+        nimg, run_config = official.import_run(pkl.value, workdir.value, config.value,
+                                               resume_kimg.value)
+    except (ValueError, FileNotFoundError, CheckpointError, WorkdirLockedError) as e:
+        raise UsageError(e) from e
+    print(f"Imported {pkl.value} into {workdir.value} at {nimg / 1000:g} kimg "
+          f"({run_config.resolution}x{run_config.resolution}). Fine-tune with `stylegan-jax "
+          f"train --workdir {workdir.value}` and the same --config and --config.* overrides "
+          "as this import (the run keeps the config it was imported with).")
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
@@ -396,6 +480,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "data-bench": data_bench,
     "generate": generate,
     "figure": figure,
+    "import": import_,
 }
 
 

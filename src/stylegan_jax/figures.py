@@ -4,6 +4,8 @@
 Figure functions return *cells* ``[rows, columns, r, r, C]`` (float, ~[-1, 1]; blank cells -1)
 so tests and notebooks can look at single images; :func:`figure_image` turns them into one
 uint8 grid and :func:`write_figure` writes a figure kind's files (the CLI's ``figure``).
+On a conditional model every figure draws ``class_index`` if given, else each seed's own class
+(``seed % num_classes``, :func:`~stylegan_jax.generate.seed_classes`).
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ def mixing_figure(model: Model, row_seeds: Sequence[int], col_seeds: Sequence[in
     """Figure 3: source A images down the first column, source B along the first row; cell
     (i, j) is A_i with B_j's styles on ``layers`` (e.g. ``style_layers('coarse', L)``)."""
     L = model.num_layers
-    a = _w_plus(model.map(model.z(row_seeds), class_index), L)
-    b = _w_plus(model.map(model.z(col_seeds), class_index), L)
+    a = _w_plus(model.map(class_index=class_index, seeds=row_seeds), L)
+    b = _w_plus(model.map(class_index=class_index, seeds=col_seeds), L)
     mixed = np.repeat(a[:, None], len(col_seeds), axis=1)
     mixed[:, :, list(layers)] = b[None][:, :, list(layers)]
     images = model.generate(w=np.concatenate([a, b, mixed.reshape(-1, *a.shape[1:])]), psi=psi,
@@ -68,7 +70,7 @@ def noise_detail_figure(model: Model, seeds: Sequence[int], *, samples: int = 32
     4x the std of the 8-bit images)."""
     if not 2 <= shown <= samples:
         raise ValueError(f"need 2 <= shown <= samples, got shown={shown}, samples={samples}")
-    w = model.map(model.z(seeds), class_index)
+    w = model.map(class_index=class_index, seeds=seeds)
     realisations = [model.noise(k) for k in range(samples)]
     noise = [np.concatenate(layer) for layer in zip(*realisations, strict=True)]
     rows = []
@@ -80,13 +82,13 @@ def noise_detail_figure(model: Model, seeds: Sequence[int], *, samples: int = 32
     return np.stack(rows)
 
 
-def noise_components_figure(model: Model, seeds: Sequence[int], *, noise: int = 0,
+def noise_components_figure(model: Model, seeds: Sequence[int], *, noise: int | str = 0,
                             psi: float | None = None, cutoff: int | None = None,
                             class_index: int | None = None) -> np.ndarray:
     """Figure 5: per seed (row), noise seed ``noise`` applied to all layers, none, the coarse
     layers only (below :func:`noise_split`) and the fine layers only; other layers get 0."""
     L, split = model.num_layers, noise_split(model.num_layers)
-    w = model.map(model.z(seeds), class_index)
+    w = model.map(class_index=class_index, seeds=seeds)
     columns = [model.generate(w=w, psi=psi, cutoff=cutoff, noise=model.noise(noise, layers))
                for layers in (range(L), (), range(split), range(split, L))]
     return np.stack(columns, axis=1)
@@ -98,7 +100,7 @@ def truncation_figure(model: Model, seeds: Sequence[int],
     """Figure 8: a row per seed, a column per psi (truncation on layers ``< cutoff``)."""
     for psi in psis:
         check_psi(psi)
-    w = model.map(model.z(seeds), class_index)
+    w = model.map(class_index=class_index, seeds=seeds)
     return np.stack([model.generate(w=w, psi=p, cutoff=cutoff, noise=noise) for p in psis],
                     axis=1)
 
@@ -109,21 +111,26 @@ def interpolation_frames(model: Model, seeds: Sequence[int], steps: int = 16,
                          class_index: int | None = None) -> np.ndarray:
     """Frames ``[(len(seeds)-1)*steps + 1, r, r, C]`` through the seeds' images in order:
     ``space='w'`` lerps the mapped w, ``'z'`` slerps the direction of z (and lerps its
-    length, so unnormalised mapping networks see latents of the usual size) then maps."""
+    length, so unnormalised mapping networks see latents of the usual size) then maps; a
+    conditional model's one-hot labels are lerped alongside (i.e. its label embedding), so
+    frames between seeds of different classes pass from one class to the other."""
     if space not in ("w", "z"):
         raise ValueError(f"interpolation space must be 'w' or 'z', got {space!r}")
     if len(seeds) < 2 or steps < 1:
         raise ValueError("interpolation needs at least 2 seeds and steps >= 1")
-    z = model.z(seeds)
-    ends = model.map(z, class_index) if space == "w" else z
     ts = np.arange(steps) / steps
+
+    def path(ends: np.ndarray, between) -> np.ndarray:
+        points = [between(a, b, t) for a, b in itertools.pairwise(ends) for t in ts]
+        return np.stack([*points, ends[-1]]).astype(np.float32)
+
     if space == "w":
-        points = [lerp(a, b, t) for a, b in itertools.pairwise(ends) for t in ts]
+        w = path(model.map(class_index=class_index, seeds=seeds), lerp)
     else:
-        points = [slerp(a, b, t) * lerp(np.linalg.norm(a), np.linalg.norm(b), t)
-                  for a, b in itertools.pairwise(ends) for t in ts]
-    points = np.stack([*points, ends[-1]]).astype(np.float32)
-    w = points if space == "w" else model.map(points, class_index)
+        z = path(model.z(seeds), lambda a, b, t: slerp(a, b, t) * lerp(
+            np.linalg.norm(a), np.linalg.norm(b), t))
+        labels = model.labels(len(seeds), class_index, seeds)
+        w = model.map(z, labels=None if labels is None else path(labels, lerp))
     return model.generate(w=w, psi=psi, cutoff=cutoff, noise=noise)
 
 
@@ -138,7 +145,7 @@ def write_figure(model: Model, kind: str, outdir: str | Path, seeds: Sequence[in
                  col_seeds: Sequence[int] = (), styles: Sequence[str] = (),
                  psi: float | None = None, cutoff: int | None = None,
                  psis: Sequence[float] = TRUNCATION_PSIS, steps: int = 16, space: str = "w",
-                 fps: float = 12.0, samples: int = 32, noise: int = 0,
+                 fps: float = 12.0, samples: int = 32, noise: int | str = 0,
                  class_index: int | None = None) -> list[Path]:
     """Writes figure ``kind`` under ``outdir`` and returns the files: ``mixing-STYLE.png``
     per style range (default: the named ranges the model has), ``noise-detail.png`` and

@@ -9,11 +9,18 @@ Conventions (kept stable so that a seed names the same image everywhere):
   ``jax.random.split(jax.random.key(noise_seed), num_layers)[i]`` for layer i, shape
   ``[1, h, w, 1]``, shared by the whole batch (like the official ``randomize_noise=False``,
   one fixed realisation). The default is noise seed 0. A list of per-layer arrays
-  (``[1 or N, h, w, 1]``) is used as given.
+  (``[1 or N, h, w, 1]``) is used as given. ``'stored'`` uses the noise constants stored in
+  an official StyleGAN pickle (what its ``randomize_noise=False`` figures use).
 - style layers: layers ``2r-4`` and ``2r-3`` belong to resolution ``2**r`` (0, 1: 4x4; see
   :func:`stylegan_jax.networks.first_style_layer` and ``layer_resolution``). Named
   ranges are defined by resolution, so they adapt to the model: coarse 4-8, middle 16-32,
   fine 64 and up. A name that covers no layer of the model (fine at 32x32) is an error.
+- classes: a conditional model sampled without a class draws seed s as class
+  ``s % num_classes`` (:func:`seed_classes`), so seeds 0-9 of a 10-class model give one image
+  of each class and a seed names the same image in ``Model.generate``/``map``, the
+  ``generate`` and ``figure`` commands and the notebook. Latents given without their seeds
+  count as seeds 0, 1, 2, ... (row i is class ``i % num_classes``); pass ``seeds=`` to say
+  where they came from. An explicit ``class_index`` (one class, or one per row) overrides.
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ from stylegan_jax.networks import (
 
 PSI_RANGE = (-2.0, 2.0)  # truncation psi beyond this only extrapolates into garbage
 STYLE_RANGES = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, None)}
-Noise = int | Sequence[Any]
+Noise = int | str | Sequence[Any]
+STORED = "stored"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -64,6 +72,12 @@ def seeds_to_z(seeds: Sequence[int], latent_size: int) -> np.ndarray:
     """The official seed -> latent map: ``[len(seeds), latent_size]`` float32."""
     return np.stack([np.random.RandomState(s).randn(latent_size) for s in seeds]
                     ).astype(np.float32)
+
+
+def seed_classes(seeds: Sequence[int], num_classes: int) -> np.ndarray:
+    """The class a conditional model draws for each seed when none is given:
+    ``seed % num_classes`` (the one rule every entry point uses; see the module docstring)."""
+    return np.asarray(seeds, dtype=np.int64).reshape(-1) % num_classes
 
 
 def check_psi(psi: float | None) -> None:
@@ -130,7 +144,8 @@ def _compile(G: Generator) -> tuple[Any, Any]:
 @dataclasses.dataclass(frozen=True, eq=False)
 class Model:
     """A run's EMA generator ready to sample: its ``config``, module ``G``, ``variables``
-    (``{'params', 'stats': {'w_avg'}}``) and checkpoint ``step`` (images seen)."""
+    (``{'params', 'stats': {'w_avg'}}``) and checkpoint ``step`` (images seen; 0 for an
+    official pickle), and an official pickle's ``stored_noise`` (per-layer arrays)."""
 
     config: ml_collections.ConfigDict
     G: Generator
@@ -138,6 +153,7 @@ class Model:
     step: int
     _map: Any = dataclasses.field(repr=False)
     _run: Any = dataclasses.field(repr=False)
+    stored_noise: list[np.ndarray] | None = dataclasses.field(default=None, repr=False)
 
     @property
     def num_layers(self) -> int:
@@ -147,52 +163,108 @@ class Model:
     def resolution(self) -> int:
         return self.G.resolution
 
+    @property
+    def num_classes(self) -> int:
+        """Classes of a conditional model (its one-hot label size); 0 if unconditional."""
+        return self.G.label_size
+
     def z(self, seeds: Sequence[int]) -> np.ndarray:
         """Latents of ``seeds`` (see the module docstring)."""
         return seeds_to_z(seeds, self.G.latent_size)
 
-    def labels(self, n: int, class_index: int | None) -> np.ndarray | None:
-        """One-hot labels ``[n, label_size]`` for a conditional model, else ``None``."""
-        size = self.G.label_size
+    def labels(self, n: int, class_index: int | Sequence[int] | None = None,
+               seeds: Sequence[int] | None = None) -> np.ndarray | None:
+        """One-hot labels ``[n, num_classes]`` for a conditional model, else ``None``:
+        ``class_index`` (one class for all rows, or one per row) or, without it, the classes
+        of ``seeds`` (default ``0..n-1``) by :func:`seed_classes`."""
+        size = self.num_classes
         if not size:
             if class_index is not None:
                 raise ValueError("this model is unconditional: it takes no class index")
             return None
-        if class_index is None or not 0 <= class_index < size:
-            raise ValueError(f"this model is conditional: give a class index in [0, {size})")
-        return np.eye(size, dtype=np.float32)[np.full(n, class_index)]
+        if seeds is not None and len(seeds) != n:
+            raise ValueError(f"got {len(seeds)} seeds for {n} latents")
+        if class_index is None:
+            classes = seed_classes(range(n) if seeds is None else seeds, size)
+        else:
+            classes = np.asarray(class_index)
+            if classes.ndim > 1 or classes.size not in (1, n) or (
+                    classes.size and not np.issubdtype(classes.dtype, np.integer)):
+                raise ValueError(f"class_index must be one integer class or one per image "
+                                 f"({n}), got {class_index!r}")
+            bad = classes[(classes < 0) | (classes >= size)]
+            if bad.size:
+                raise ValueError(f"class index {bad.flat[0]} is outside [0, {size}) of this "
+                                 f"conditional model")
+            classes = np.broadcast_to(classes.reshape(-1), (n,))
+        return np.eye(size, dtype=np.float32)[classes]
 
-    def noise(self, seed: int = 0, layers: Sequence[int] | None = None) -> list[np.ndarray]:
-        """The noise realisation of ``seed`` (``[1, h, w, 1]`` per layer), zero outside
-        ``layers`` (default: all layers)."""
-        keys = jax.random.split(jax.random.key(seed), self.num_layers)
+    def noise(self, seed: int | str = 0, layers: Sequence[int] | None = None
+              ) -> list[np.ndarray]:
+        """The noise realisation of ``seed`` (``[1, h, w, 1]`` per layer), or the stored noise
+        for ``seed='stored'``, zero outside ``layers`` (default: all layers)."""
         shapes = noise_shapes(self.resolution)
+        if isinstance(seed, str):
+            if seed != STORED:
+                raise ValueError(f"noise must be a noise seed or {STORED!r}, got {seed!r}")
+            if self.stored_noise is None:
+                raise ValueError("this network has no stored noise (only official pickles of "
+                                 "networks with noise inputs do); use a noise seed")
+            values = [np.asarray(a, np.float32) for a in self.stored_noise]
+        else:
+            keys = jax.random.split(jax.random.key(seed), self.num_layers)
+            values = [np.asarray(jax.random.normal(k, s)) for k, s in zip(keys, shapes,
+                                                                          strict=True)]
         on = set(range(self.num_layers) if layers is None else layers)
-        return [np.asarray(jax.random.normal(k, s)) if i in on else np.zeros(s, np.float32)
-                for i, (k, s) in enumerate(zip(keys, shapes, strict=True))]
+        return [v if i in on else np.zeros(s, np.float32)
+                for i, (v, s) in enumerate(zip(values, shapes, strict=True))]
 
-    def map(self, z: Any, class_index: int | None = None) -> np.ndarray:
-        """z ``[N, latent_size]`` -> w ``[N, dlatent_size]`` (no truncation)."""
-        z = np.asarray(z, np.float32)
-        return np.asarray(self._map(self.variables, z, self.labels(len(z), class_index)))
+    def map(self, z: Any = None, class_index: int | Sequence[int] | None = None, *,
+            seeds: Sequence[int] | None = None, labels: Any = None) -> np.ndarray:
+        """z ``[N, latent_size]`` (default: the latents of ``seeds``) -> w ``[N, dlatent_size]``
+        (no truncation). A conditional model takes ``class_index`` or the seeds' classes
+        (:meth:`labels`), or explicit label rows ``labels`` ``[N, num_classes]`` (e.g. blends
+        of one-hot rows: the label embedding is linear)."""
+        z = np.asarray(self.z(seeds) if z is None else z, np.float32)
+        if labels is None:
+            labels = self.labels(len(z), class_index, seeds)
+        elif not self.num_classes:
+            raise ValueError("this model is unconditional: it takes no labels")
+        elif class_index is not None or seeds is not None:
+            raise ValueError("labels replace class_index and seeds: pass only one")
+        return np.asarray(self._map(self.variables, z, labels))
 
-    def generate(self, z: Any = None, *, w: Any = None, psi: float | None = None,
-                 cutoff: int | None = None, noise: Noise = 0, class_index: int | None = None,
+    def generate(self, z: Any = None, *, w: Any = None, seeds: Sequence[int] | None = None,
+                 psi: float | None = None, cutoff: int | None = None, noise: Noise = 0,
+                 class_index: int | Sequence[int] | None = None,
                  batch_size: int = 32) -> np.ndarray:
-        """Images ``[N, r, r, C]`` (float32 in ~[-1, 1]) from latents ``z`` or from ``w``
-        (``[N, D]``, or W+ ``[N, num_layers, D]``), truncated toward ``w_avg`` by ``psi`` on
-        layers ``< cutoff`` (default: the config's, 8), with fixed ``noise`` (a noise seed or
-        per-layer arrays), run ``batch_size`` at a time on the default device."""
-        if (z is None) == (w is None):
-            raise ValueError("pass exactly one of z and w")
+        """Images ``[N, r, r, C]`` (float32 in ~[-1, 1]) from latents ``z`` (default: the
+        latents of ``seeds``) or from ``w`` (``[N, D]``, or W+ ``[N, num_layers, D]``),
+        truncated toward ``w_avg`` by ``psi`` on layers ``< cutoff`` (default: the config's,
+        8, or all layers of a smaller model), with fixed ``noise`` (a noise seed, per-layer
+        arrays, or ``'stored'`` for an official pickle's stored noise), run ``batch_size`` at
+        a time on the default device. A conditional model draws ``class_index`` (one class or
+        one per image) or, without it, each seed's class ``seed % num_classes``."""
+        if w is not None and (z is not None or seeds is not None):
+            raise ValueError("pass z (or seeds) or w, not both")
+        if w is not None and class_index is not None:
+            raise ValueError("w already carries its class: give class_index to map(), or "
+                             "pass z or seeds with it")
+        if w is None and z is None and seeds is None:
+            raise ValueError("pass z, seeds or w")
         check_psi(psi)
-        cutoff = self.G.truncation_cutoff if cutoff is None else int(cutoff)
+        # the config's cutoff covers every layer of a smaller model (official: layer < cutoff)
+        cutoff = (min(self.G.truncation_cutoff, self.num_layers) if cutoff is None
+                  else int(cutoff))
         if not 0 <= cutoff <= self.num_layers:
             raise ValueError(f"truncation cutoff {cutoff} is outside [0, {self.num_layers}]")
+        if w is None and z is None:
+            z = self.z(seeds)
         x = np.asarray(z if w is None else w, np.float32)
         n = len(x)
-        labels = self.labels(n, class_index) if w is None else None
-        noise = self.noise(noise) if isinstance(noise, int) else [np.asarray(a) for a in noise]
+        labels = self.labels(n, class_index, seeds) if w is None else None
+        noise = (self.noise(noise) if isinstance(noise, int | str)
+                 else [np.asarray(a) for a in noise])
         out = []
         for start in range(0, n, batch_size):
             part = slice(start, start + batch_size)
@@ -207,17 +279,37 @@ class Model:
 def load(workdir_or_checkpoint: str | Path, step: int | None = None, *,
          compute_dtype: str = "float32") -> Model:
     """The EMA generator of a run, from its workdir (latest checkpoint, or ``step`` images)
-    or from one checkpoint directory ``WORKDIR/checkpoints/STEP``; placed on the first
-    device (CPU or GPU) whatever device count wrote the checkpoint (see
-    :func:`stylegan_jax.runs.load_run`). It samples at the checkpoint's resolution and fade
-    (images upsampled to the full resolution), in float32 unless ``compute_dtype`` is
-    ``'bfloat16'`` (faster, slightly different images)."""
-    # Imported here so that `import stylegan_jax` does not pull in Orbax and the trainer.
-    from stylegan_jax import runs
-
+    or from one checkpoint directory ``WORKDIR/checkpoints/STEP``, or Gs of an official
+    StyleGAN ``.pkl`` (with its stored noise); placed on the first device (CPU or GPU)
+    whatever device count wrote the checkpoint (see :func:`stylegan_jax.runs.load_run`). A
+    checkpoint samples at its own resolution and fade (images upsampled to the full
+    resolution); everything samples in float32 unless ``compute_dtype`` is ``'bfloat16'``
+    (faster, slightly different images)."""
     dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
     if compute_dtype not in dtypes:
         raise ValueError(f"compute_dtype must be one of {sorted(dtypes)}, got {compute_dtype!r}")
-    run = runs.load_run(workdir_or_checkpoint, step, mesh=parallel.make_mesh(1),
-                        dtype=dtypes[compute_dtype])
+    path = Path(workdir_or_checkpoint)
+    if path.suffix == ".pkl" and not path.is_dir():
+        return _load_official(path, step, dtypes[compute_dtype])
+    # Imported here so that `import stylegan_jax` does not pull in Orbax and the trainer.
+    from stylegan_jax import runs
+
+    run = runs.load_run(path, step, mesh=parallel.make_mesh(1), dtype=dtypes[compute_dtype])
     return Model(run.config, run.G, run.variables, run.step, *_compile(run.G))
+
+
+def _load_official(path: Path, step: int | None, dtype: Any = jnp.float32) -> Model:
+    """Gs of an official StyleGAN pickle as a :class:`Model` (see :mod:`stylegan_jax.official`)."""
+    from stylegan_jax import official
+    from stylegan_jax.models import build_networks
+    from stylegan_jax.sampling import at_phase
+
+    if step is not None:
+        raise ValueError(f"{path}: an official pickle holds one snapshot; a checkpoint step "
+                         "does not apply")
+    net = official.load_pickle(path)
+    if net.lod != 0:
+        raise ValueError(f"{path}: the network was saved while growing (lod {net.lod:g}); only "
+                         "full-resolution networks (lod 0) can be sampled")
+    G = at_phase(build_networks(net.config)[0], dtype=dtype)
+    return Model(net.config, G, jax.device_put(net.Gs), 0, *_compile(G), stored_noise=net.noise)

@@ -54,8 +54,9 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def __init__(self, file: IO[bytes], allowed: Mapping[tuple[str, str], Any], *,
                  source: str | os.PathLike, what: str = "pickle",
-                 persistent_load: Callable[[Any], Any] | None = None):
-        super().__init__(file)
+                 persistent_load: Callable[[Any], Any] | None = None,
+                 encoding: str = "ASCII"):
+        super().__init__(file, encoding=encoding)
         self._allowed, self._source, self._what = allowed, os.fspath(source), what
         self._persistent = persistent_load
 
@@ -75,11 +76,12 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def load(file: IO[bytes], allowed: Mapping[tuple[str, str], Any] = NUMPY_GLOBALS, *,
          source: str | os.PathLike, what: str = "pickle",
-         persistent_load: Callable[[Any], Any] | None = None) -> Any:
-    """Reads one pickle from ``file`` with only ``allowed`` globals (default: numpy's)."""
+         persistent_load: Callable[[Any], Any] | None = None, encoding: str = "ASCII") -> Any:
+    """Reads one pickle from ``file`` with only ``allowed`` globals (default: numpy's).
+    ``encoding`` decodes Python 2 ``str`` objects (``'latin1'`` for Python 2 numpy arrays)."""
     try:
         return RestrictedUnpickler(file, allowed, source=source, what=what,
-                                   persistent_load=persistent_load).load()
+                                   persistent_load=persistent_load, encoding=encoding).load()
     except UnsafePickleError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,

@@ -216,13 +216,16 @@ def needs_of(names: Sequence[str]) -> set[str]:
 def evaluate(names: Sequence[str], generator: Any, variables: Any, reals: RealData | None, *,
              networks: Networks, cache_dir: str | os.PathLike | None = DEFAULT_CACHE,
              batch_size: int = 64, seed: int = 0, mesh: Mesh | None = None,
-             ppl_crop: bool = False,
+             ppl_crop: bool = False, num_samples: int | None = None,
              on_result: Callable[[str, dict[str, float], dict[str, Any]], None] | None = None,
              ) -> dict[str, float]:
     """The driver: computes ``names`` in order for ``generator`` (run it at its resolution and
     fade, in float32) and returns ``{key: value}`` (``ls`` gives ``ls_z`` and ``ls_w``).
-    ``on_result(name, values, options)`` runs after each metric, before the next starts."""
+    ``on_result(name, values, options)`` runs after each metric, before the next starts.
+    ``num_samples`` overrides every metric's sample count (quick checks)."""
     metrics = check_names(names)
+    if num_samples is not None:
+        metrics = [m.with_samples(m.name, num_samples) for m in metrics]
     context = Context(generator, variables, reals, networks,
                       None if cache_dir is None else Path(cache_dir), batch_size, seed, mesh,
                       ppl_crop)

@@ -103,24 +103,41 @@ def run_metrics(workdir: str | os.PathLike, step: int | None,
                 lpips_weights: str | os.PathLike | None = None,
                 data_dir: str | os.PathLike | None = None, batch_size: int = 64,
                 seed: int = 0, cache_dir: str | os.PathLike | None = DEFAULT_CACHE,
-                ppl_crop_choice: str = "auto",
+                ppl_crop_choice: str = "auto", num_samples: int | None = None,
+                classifier: ls_lib.Classifier | None = None, dataset_name: str | None = None,
                 networks: registry.Networks | None = None,
                 on_skip: Callable[[str, str], None] | None = None) -> dict[str, Any]:
     """Computes ``metric_names`` (None: every default metric the run can compute, see
-    :data:`.registry.DEFAULT_NAMES`) for checkpoint ``step`` (None: latest) of ``workdir``;
-    each result is appended to ``workdir/metrics.jsonl`` as soon as it is computed. Returns
-    ``{key: value}``. ``networks`` replaces the weight flags (stand-ins in tests); metrics left
-    out of the default list are reported to ``on_skip(name, why)``."""
+    :data:`.registry.DEFAULT_NAMES`) for checkpoint ``step`` (None: latest) of ``workdir``,
+    at the checkpoint's resolution and fade, in float32; each result is appended to
+    ``workdir/metrics.jsonl`` as soon as it is computed. Returns ``{key: value}``.
+    ``workdir`` may also be an official StyleGAN ``.pkl`` (its Gs; results are returned, not
+    written); ``dataset_name`` overrides ``config.dataset.name`` (the FID reals, the PPL crop);
+    ``num_samples`` overrides every metric's sample count; ``classifier`` is the ``ls``
+    attribute classifier (e.g. the official CelebA-HQ ones). ``networks`` replaces the weight
+    flags (stand-ins in tests); metrics left out of the default list are reported to
+    ``on_skip(name, why)``."""
     from stylegan_jax.runs import load_run  # checkpoint loading stays out of metric modules
 
     if metric_names is not None:
         check_names(metric_names)
-    run = load_run(workdir, step)
-    config = run.config
+    if Path(workdir).suffix == ".pkl" and not Path(workdir).is_dir():
+        from stylegan_jax.generate import load
+
+        model, nimg = load(workdir, step), None
+        config, generator, variables = model.config, model.G, model.variables
+    else:
+        run = load_run(workdir, step)
+        config, generator, variables, nimg = run.config, run.G, run.variables, run.step
+    if dataset_name:
+        config = ml_collections.ConfigDict(config.to_dict())
+        config.dataset.name = dataset_name
     crop = ppl_crop(ppl_crop_choice, config.dataset.name)
     if networks is None:
         networks = registry.Networks(inception_weights=inception_weights,
                                      inception_mode=inception_mode, lpips_weights=lpips_weights)
+    if classifier is not None:
+        networks.classifier = classifier
     add_run_classifiers(networks, config,
                         default_names(config) if metric_names is None else metric_names)
     if metric_names is None:
@@ -139,6 +156,7 @@ def run_metrics(workdir: str | os.PathLike, step: int | None,
                                  "...) from Python (digits runs use the bundled digits "
                                  "classifier)")
     return registry.evaluate(
-        metric_names, run.G, run.variables, real_data(config, data_dir), networks=networks,
+        metric_names, generator, variables, real_data(config, data_dir), networks=networks,
         cache_dir=cache_dir, batch_size=batch_size, seed=seed, ppl_crop=crop,
-        on_result=jsonl_writer(workdir, run.step))
+        num_samples=num_samples,
+        on_result=None if nimg is None else jsonl_writer(workdir, nimg))
