@@ -133,6 +133,43 @@ def test_conv_layer_fused_equals_unfused(resample):
     np.testing.assert_allclose(y_fused, plain.apply(params, x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_fused_impl_resampling_convs_match_the_official_ops(fused):
+    x = RNG.normal(size=(2, 6, 4, 3)).astype(np.float32)
+    up = L.Conv2D(5, resample="up", fused=fused)
+    params = up.init(jax.random.key(3), x)
+    w = np.asarray(params["params"]["kernel"]) * math.sqrt(2) / math.sqrt(27)
+    expected = np_tf_conv2d_transpose_same_stride2(x, np_shifted_sum(w)) if fused else \
+        np_conv_same(np_nearest_up(x), w)
+    np.testing.assert_allclose(up.apply(params, x), expected, rtol=1e-4, atol=1e-5)
+    down = L.Conv2D(5, resample="down", fused=fused)
+    params = down.init(jax.random.key(4), x)
+    w = np.asarray(params["params"]["kernel"]) * math.sqrt(2) / math.sqrt(27)
+    np.testing.assert_allclose(down.apply(params, x), np_avg_pool2(np_conv_same(x, w)),
+                               rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("resample", ["up", "down"])
+def test_stated_gradients_equal_the_reference_ops(resample, fused):
+    """First and second derivatives (as R1 takes them) agree with the literal official ops."""
+    x = jnp.asarray(RNG.normal(size=(2, 4, 6, 3)), jnp.float32)
+    layers = {impl: L.Conv2D(4, resample=resample, fused=fused, impl=impl)
+              for impl in ("fused", "reference")}
+    params = layers["reference"].init(jax.random.key(5), x)
+
+    def loss(p, img, impl):
+        return jnp.sum(jnp.sin(layers[impl].apply(p, img)))
+
+    def r1(p, impl):
+        return jnp.sum(jax.grad(loss, argnums=1)(p, x, impl) ** 2)
+
+    for fn in (lambda p, impl: loss(p, x, impl), r1):
+        grads = {impl: jax.grad(fn)(params, impl) for impl in layers}
+        np.testing.assert_allclose(grads["fused"]["params"]["kernel"],
+                                   grads["reference"]["params"]["kernel"], rtol=1e-4, atol=1e-5)
+
+
 def test_pixel_and_instance_norm_match_numpy():
     x = RNG.normal(size=(3, 5, 4, 6)) * 3 + 1
     pn = x / np.sqrt((x**2).mean(axis=-1, keepdims=True) + 1e-8)
@@ -141,6 +178,29 @@ def test_pixel_and_instance_norm_match_numpy():
     inorm = centered / np.sqrt((centered**2).mean(axis=(1, 2), keepdims=True) + 1e-8)
     np.testing.assert_allclose(L.instance_norm(jnp.asarray(x, jnp.float32)), inorm, rtol=1e-4,
                                atol=1e-5)
+
+
+def test_one_pass_instance_norm_keeps_precision_when_the_mean_dominates():
+    x = (RNG.normal(size=(2, 8, 8, 3)) + 300.0).astype(np.float32)  # mean 300, std 1
+    x64 = x.astype(np.float64)
+    centered = x64 - x64.mean(axis=(1, 2), keepdims=True)
+    expected = centered / np.sqrt((centered**2).mean(axis=(1, 2), keepdims=True) + 1e-8)
+    np.testing.assert_allclose(L.instance_norm(jnp.asarray(x)), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_style_mod_with_instance_norm_stats_equals_norm_then_style():
+    x = (RNG.normal(size=(2, 5, 5, 4)) * 2 + 0.5).astype(np.float32)
+    w = RNG.normal(size=(2, 8)).astype(np.float32)
+    layer = L.StyleMod()
+    params = layer.init(jax.random.key(0), x, w)["params"]
+    b = RNG.normal(size=8).astype(np.float32)
+    params = {"affine": {"kernel": params["affine"]["kernel"], "bias": {"bias": b}}}
+    style = w @ (np.asarray(params["affine"]["kernel"]) / math.sqrt(8)) + b
+    centered = x - x.mean(axis=(1, 2), keepdims=True)
+    normed = centered / np.sqrt((centered**2).mean(axis=(1, 2), keepdims=True) + 1e-8)
+    expected = normed * (style[:, None, None, :4] + 1) + style[:, None, None, 4:]
+    got = layer.apply({"params": params}, x, w, L.instance_norm_stats(jnp.asarray(x)))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
 def np_minibatch_stddev_official(x_nhwc, group_size=4, num_new_features=1):

@@ -105,7 +105,8 @@ def test_one_device_and_eight_devices_give_the_same_step(mesh8, config16):
             metrics.append(host(m))
         results.append((host(state), metrics))
     (one, m_one), (eight, m_eight) = results
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), m_one, m_eight)
+    # losses are means over the batch: float32 rounding of 1- vs 8-way sums is ~1e-6 relative
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), m_one, m_eight)
     for name in ("g_params", "d_params", "g_ema_params", "w_avg"):
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=2e-5),
                      getattr(one, name), getattr(eight, name))

@@ -15,6 +15,60 @@ from stylegan_jax.models import build_networks
 
 
 @dataclass(frozen=True)
+class IterationCost:
+    """XLA's cost analysis of one training iteration, per image of the global batch."""
+
+    resolution: int
+    batch: int
+    compute_dtype: str
+    flops: float
+    bytes_accessed: float
+
+    def __str__(self) -> str:
+        return (f"{self.resolution}x{self.resolution}, batch {self.batch}, {self.compute_dtype}: "
+                f"{self.flops / self.batch / 1e9:,.1f} GFLOP/image, "
+                f"{self.bytes_accessed / self.batch / 1e9:,.2f} GB accessed/image "
+                f"(XLA cost analysis of the lowered iteration)")
+
+
+def _total(cost, key: str) -> float:
+    """One entry of a cost analysis, which jax returns as a dict or as a list of per-module
+    dicts depending on the version."""
+    parts = cost if isinstance(cost, (list, tuple)) else [cost]
+    return float(sum(part.get(key, 0.0) for part in parts if part))
+
+
+def lower_iteration(config: ml_collections.ConfigDict, resolution: int, batch: int,
+                    mesh: jax.sharding.Mesh | None = None) -> jax.stages.Lowered:
+    """The training iteration lowered exactly as :func:`bench_train` runs it, from abstract
+    shapes (nothing is allocated, so this works for 1024x1024 models on any host)."""
+    mesh = mesh or parallel.make_mesh()
+    if batch % mesh.size:
+        raise ValueError(f"--batch {batch} is not divisible by {mesh.size} devices")
+    G, D = build_networks(config)
+    optimizer = training.make_optimizer(config)
+    state = training.abstract_train_state(config, G, D, optimizer, mesh)
+    iteration = training.make_train_iteration(config, G, D, optimizer, mesh)
+    sharding = parallel.data_sharding(mesh)
+    full = config.resolution
+    data = {"image": jax.ShapeDtypeStruct((batch, full, full, config.num_channels), np.uint8,
+                                          sharding=sharding),
+            "label": jax.ShapeDtypeStruct((batch,), np.int32, sharding=sharding)}
+    return iteration.lower(state, data, 0, 0.5, 1e-3, 1e-3, 0.999, resolution=resolution)
+
+
+def iteration_cost(config: ml_collections.ConfigDict, resolution: int, batch: int,
+                   mesh: jax.sharding.Mesh | None = None) -> IterationCost:
+    """FLOPs and bytes accessed of one iteration from XLA's cost analysis of the lowered
+    (not yet backend-optimised) HLO, so the figure is the same on every machine."""
+    cost = lower_iteration(config, resolution, batch, mesh).cost_analysis()
+    if not cost:
+        raise RuntimeError("this jax backend offers no cost analysis")
+    return IterationCost(resolution, batch, config.compute_dtype, _total(cost, "flops"),
+                         _total(cost, "bytes accessed"))
+
+
+@dataclass(frozen=True)
 class BenchResult:
     resolution: int
     batch: int

@@ -197,16 +197,23 @@ def bench_train(argv: Sequence[str]) -> None:
                                  flag_values=fv)
     steps = flags.DEFINE_integer("steps", 20, "Timed iterations.", lower_bound=1,
                                  flag_values=fv)
+    cost = flags.DEFINE_bool("cost", False, "Also print XLA's cost analysis of the iteration "
+                             "(GFLOP and GB accessed per image).", flag_values=fv)
+    cost_only = flags.DEFINE_bool("cost_only", False, "Print the cost analysis and skip the "
+                                  "timing (needs no accelerator).", flag_values=fv)
     _parse(fv, prog, argv)
     if config.value is None:
         raise UsageError("--config FILE is required")
-    from stylegan_jax.bench import bench_train as bench
+    from stylegan_jax import bench as bench_lib
     from stylegan_jax.validate import check_config, check_phase_resolution
 
     check_config(config.value)
     res = check_phase_resolution(resolution.value or config.value.resolution, config.value)
     try:
-        print(bench(config.value, res, batch.value, steps.value))
+        if cost.value or cost_only.value:
+            print(bench_lib.iteration_cost(config.value, res, batch.value))
+        if not cost_only.value:
+            print(bench_lib.bench_train(config.value, res, batch.value, steps.value))
     except ValueError as e:  # e.g. a batch the devices cannot split
         raise UsageError(e) from e
 

@@ -66,6 +66,10 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
     config.minibatch_repeats = 4  # schedule re-evaluated every 4 minibatches
     config.max_nonfinite_steps = 50  # stop after this many non-finite updates in a row
     config.compute_dtype = "float32"  # or "bfloat16" (params and Adam state stay float32)
+    # How G's up- and D's down-convs are computed (not what they compute; checkpoints do not
+    # depend on it): "fused" (the official fused ops at every resolution, with stated gradients)
+    # or "reference" (the official ops literally, as fused_scale says).
+    config.resample_impl = "fused"
     config.seed = 1000
     # Logging and checkpoints (ticks are sched.tick_kimg* thousand images long).
     config.image_snapshot_ticks = 1

@@ -45,30 +45,40 @@ def pixel_norm(x: jax.Array, eps: float = EPS) -> jax.Array:
     return (x32 * jax.lax.rsqrt(jnp.mean(x32**2, axis=-1, keepdims=True) + eps)).astype(x.dtype)
 
 
+def instance_norm_stats(x: jax.Array, eps: float = EPS) -> tuple[jax.Array, jax.Array]:
+    """Per-sample, per-channel spatial mean and ``1 / sqrt(biased var + eps)``, ``[N, 1, 1, C]``
+    float32, from one pass over ``x`` (the sum and the sum of squares, which XLA computes as one
+    multi-output reduction). The sums are taken about the first pixel of each channel, which
+    keeps the variance exact to float32 rounding even when the mean dwarfs the spread."""
+    x32 = x.astype(jnp.float32)
+    shift = jax.lax.stop_gradient(x32[:, :1, :1, :])
+    d = x32 - shift
+    mean_d = jnp.mean(d, axis=(1, 2), keepdims=True)
+    var = jnp.maximum(jnp.mean(d * d, axis=(1, 2), keepdims=True) - mean_d * mean_d, 0.0)
+    return mean_d + shift, jax.lax.rsqrt(var + eps)
+
+
 def instance_norm(x: jax.Array, eps: float = EPS) -> jax.Array:
     """Per-sample, per-channel spatial normalisation (biased variance, eps 1e-8), in float32."""
-    x32 = x.astype(jnp.float32)
-    x32 = x32 - jnp.mean(x32, axis=(1, 2), keepdims=True)
-    x32 = x32 * jax.lax.rsqrt(jnp.mean(x32**2, axis=(1, 2), keepdims=True) + eps)
-    return x32.astype(x.dtype)
+    mean, inv_std = instance_norm_stats(x, eps)
+    return ((x.astype(jnp.float32) - mean) * inv_std).astype(x.dtype)
+
+
+_BLUR_TAPS = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16
 
 
 def blur(x: jax.Array) -> jax.Array:
     """Depthwise [1,2,1] x [1,2,1] / 16 filter, zero ('SAME') padding, stride 1.
 
-    Written as two separable 3-tap sums over static slices, which XLA fuses into one pass.
-    The filter is symmetric, so its gradient (the flipped filter) is the filter itself.
+    One depthwise convolution with the padding inside it, so no padded copy is materialised
+    (official ``_blur2d`` is the same depthwise conv). The filter is symmetric, so its input
+    gradient (the flipped filter) is the same stencil.
     """
-
-    def along(axis: int, y: jax.Array) -> jax.Array:
-        pad = [(0, 0)] * y.ndim
-        pad[axis] = (1, 1)
-        yp = jnp.pad(y, pad)
-        n = y.shape[axis]
-        take = lambda start: jax.lax.slice_in_dim(yp, start, start + n, axis=axis)  # noqa: E731
-        return (take(0) + 2 * take(1) + take(2)) * 0.25
-
-    return along(2, along(1, x))
+    c = x.shape[-1]
+    k = jnp.broadcast_to(jnp.asarray(_BLUR_TAPS, x.dtype)[:, :, None, None], (3, 3, 1, c))
+    return jax.lax.conv_general_dilated(x, k, (1, 1), ((1, 1), (1, 1)),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        feature_group_count=c)
 
 
 def upscale2d(x: jax.Array, factor: int = 2) -> jax.Array:
@@ -116,6 +126,84 @@ def fused_conv_downscale(x: jax.Array, w: jax.Array) -> jax.Array:
     """
     k = _shifted_sum_kernel(w) * 0.25
     return _conv(x, k, stride=2, padding=((1, 1), (1, 1)))
+
+
+def _stride2_conv(x: jax.Array, k: jax.Array) -> jax.Array:
+    """Stride-2 correlation with a 4x4 HWIO kernel, padded 1 on each side (the official fused
+    down-conv's op)."""
+    return _conv(x, k, stride=2, padding=((1, 1), (1, 1)))
+
+
+def _swap_io(k: jax.Array) -> jax.Array:
+    return jnp.swapaxes(k, 2, 3)
+
+
+def _stride2_weight_grad(x: jax.Array, g: jax.Array, k: jax.Array) -> jax.Array:
+    """Weight gradient of :func:`_stride2_conv` at input ``x`` for output cotangent ``g``: a
+    convolution of ``x`` with ``g`` as a 2-dilated window (cuDNN's backward-filter kernel)."""
+    return jax.vjp(lambda kk: _stride2_conv(x, kk), k)[1](g)[0]
+
+
+@jax.custom_vjp
+def stride2_conv(x: jax.Array, k: jax.Array) -> jax.Array:
+    """:func:`_stride2_conv` whose input gradient is :func:`stride2_transpose_conv` (so R1's
+    double backward differentiates that op's stated gradients, not a zero-stuffed conv)."""
+    return _stride2_conv(x, k)
+
+
+def _stride2_conv_fwd(x, k):
+    return _stride2_conv(x, k), (x, k)
+
+
+def _stride2_conv_bwd(res, g):
+    x, k = res
+    return stride2_transpose_conv(g, _swap_io(k)), _stride2_weight_grad(x, g, k)
+
+
+stride2_conv.defvjp(_stride2_conv_fwd, _stride2_conv_bwd)
+
+
+def _stride2_transpose(x: jax.Array, k: jax.Array) -> jax.Array:
+    n, h, w, _ = x.shape
+    z = jax.ShapeDtypeStruct((n, 2 * h, 2 * w, k.shape[3]), x.dtype)
+    return jax.linear_transpose(lambda zz: _stride2_conv(zz, _swap_io(k)), z)(x)[0]
+
+
+@jax.custom_vjp
+def stride2_transpose_conv(x: jax.Array, k: jax.Array) -> jax.Array:
+    """TF ``conv2d_transpose(x, k, strides 2, 'SAME')`` with a 4x4 ``[k, k, C_in, C_out]``
+    kernel: the adjoint of :func:`_stride2_conv` with the kernel's channel axes swapped.
+
+    Its gradients are stated rather than derived: the input gradient is :func:`stride2_conv`
+    and the weight gradient is the strided conv's backward-filter convolution (a 2-dilated
+    window), where autodiff would convolve a 2x zero-stuffed input, which XLA's GPU compiler
+    cannot map to cuDNN and pads 4x instead.
+    """
+    return _stride2_transpose(x, k)
+
+
+def _stride2_transpose_fwd(x, k):
+    return _stride2_transpose(x, k), (x, k)
+
+
+def _stride2_transpose_bwd(res, g):
+    x, k = res
+    return stride2_conv(g, _swap_io(k)), _swap_io(_stride2_weight_grad(g, x, _swap_io(k)))
+
+
+stride2_transpose_conv.defvjp(_stride2_transpose_fwd, _stride2_transpose_bwd)
+
+
+def fused_upscale_conv_stated_grads(x: jax.Array, w: jax.Array) -> jax.Array:
+    """:func:`fused_upscale_conv` through :func:`stride2_transpose_conv` (same values; no
+    gradient convolves a zero-stuffed input)."""
+    return stride2_transpose_conv(x, _shifted_sum_kernel(w))
+
+
+def fused_conv_downscale_stated_grads(x: jax.Array, w: jax.Array) -> jax.Array:
+    """:func:`fused_conv_downscale` through :func:`stride2_conv` (same values; R1's double
+    backward differentiates the stated gradients)."""
+    return stride2_conv(x, _shifted_sum_kernel(w) * 0.25)
 
 
 def minibatch_stddev(x: jax.Array, group_size: int = 4, num_features: int = 1,
@@ -184,12 +272,28 @@ class Bias(nn.Module):
         return x + (b * self.lrmul).astype(x.dtype)
 
 
+RESAMPLE_IMPLS = ("fused", "reference")
+
+
+def check_resample_impl(impl: str) -> str:
+    """``impl`` if it names a resampling implementation, else a ValueError naming the field."""
+    if impl not in RESAMPLE_IMPLS:
+        raise ValueError(f"resample_impl must be one of {RESAMPLE_IMPLS}, got {impl!r}")
+    return impl
+
+
 class Conv2D(nn.Module):
     """Equalized-lr KxK convolution without bias, optionally fused with 2x up- or downsampling.
 
-    ``resample``: ``None``; ``'up'`` (nearest-up then conv, or the fused transposed conv when
-    ``fused``); ``'down'`` (conv then 2x2 average, or the fused stride-2 conv when ``fused``).
-    The kernel is stored HWIO as ``[k, k, C_in, C_out]`` like the official one.
+    ``resample``: ``None``; ``'up'`` (nearest-up then conv, or the official fused transposed
+    conv when ``fused``, which equals nearest-up then conv with the flipped kernel); ``'down'``
+    (conv then 2x2 average, or the official fused stride-2 conv when ``fused``: the same
+    function). ``fused`` selects the official layer, i.e. what the parameters mean; ``impl``
+    selects how it is computed: ``'fused'`` (the fused ops at every resolution, whatever
+    ``fused`` says, with stated gradients: see :func:`stride2_transpose_conv`) or
+    ``'reference'`` (the official ops literally: upsample/pool around a full-resolution conv
+    below 128, the transposed / strided conv with autodiff gradients above). The kernel is
+    stored HWIO as ``[k, k, C_in, C_out]`` like the official one.
     """
 
     features: int
@@ -197,6 +301,7 @@ class Conv2D(nn.Module):
     gain: float = SQRT2
     resample: str | None = None
     fused: bool = False
+    impl: str = "fused"
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -205,13 +310,17 @@ class Conv2D(nn.Module):
         kernel = self.param("kernel", _equalized_init(1.0), (k, k, cin, self.features))
         w = (kernel * equalized_scale(k * k * cin, self.gain, 1.0)).astype(self.dtype)
         x = x.astype(self.dtype)
+        if self.resample not in (None, "up", "down"):
+            raise ValueError(f"resample must be None, 'up' or 'down', got {self.resample!r}")
+        if self.resample is None:
+            return _conv(x, w)
+        if check_resample_impl(self.impl) == "fused" and k == 3:
+            if self.resample == "up":  # nearest-up + conv(w) == fused up-conv(flipped w)
+                return fused_upscale_conv_stated_grads(x, w if self.fused else w[::-1, ::-1])
+            return fused_conv_downscale_stated_grads(x, w)
         if self.resample == "up":
             return fused_upscale_conv(x, w) if self.fused else _conv(upscale2d(x), w)
-        if self.resample == "down":
-            return fused_conv_downscale(x, w) if self.fused else downscale2d(_conv(x, w))
-        if self.resample is not None:
-            raise ValueError(f"resample must be None, 'up' or 'down', got {self.resample!r}")
-        return _conv(x, w)
+        return fused_conv_downscale(x, w) if self.fused else downscale2d(_conv(x, w))
 
 
 class NoiseInput(nn.Module):
@@ -248,16 +357,26 @@ def draw_noise(module: nn.Module, shape: tuple[int, ...]) -> jax.Array:
 
 class StyleMod(nn.Module):
     """AdaIN style: an affine map of ``w`` (gain 1) to per-channel (scale, bias), then
-    ``x * (scale + 1) + bias`` (official ``style_mod``)."""
+    ``x * (scale + 1) + bias`` (official ``style_mod``).
+
+    With ``norm_stats=(mean, inv_std)`` (from :func:`instance_norm_stats`) the instance norm
+    that precedes it is folded in: ``x * a + b`` with per-(sample, channel) ``a = inv_std *
+    (scale + 1)`` and ``b = bias - mean * a``, one pass over ``x`` instead of two.
+    """
 
     dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, w: jax.Array,
+                 norm_stats: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
         c = x.shape[-1]
         style = Dense(2 * c, gain=1.0, dtype=jnp.float32, name="affine")(w)
-        scale, bias = style[:, None, None, :c], style[:, None, None, c:]
-        return (x.astype(jnp.float32) * (scale + 1) + bias).astype(x.dtype)
+        scale, bias = style[:, None, None, :c] + 1, style[:, None, None, c:]
+        if norm_stats is not None:
+            mean, inv_std = norm_stats
+            scale = inv_std * scale
+            bias = bias - mean * scale
+        return (x.astype(jnp.float32) * scale + bias).astype(x.dtype)
 
 
 def resolution_log2(resolution: int) -> int:

@@ -1,6 +1,9 @@
 """Run logs without TensorFlow: scalars as JSON lines and TensorBoard events (tensorboardX),
 image grids as PNG and TensorBoard images. Only process 0 writes; other processes get a writer
 that does nothing, so callers need no ``if`` around logging.
+
+Images are encoded on a background thread (an 8x8 grid at 1024 is an 8192x8192 PNG, seconds of
+zlib on the main thread otherwise), and TensorBoard gets a box-downscaled copy.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import json
 import logging
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +38,16 @@ def save_png(path: str | Path, image: np.ndarray) -> None:
     Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(tmp)
     tmp.replace(path)
 
+
+def downscale_for_tensorboard(image: np.ndarray, max_side: int) -> np.ndarray:
+    """A uint8 HWC image box-reduced by the smallest integer factor that brings its longer
+    side to at most ``max_side`` (unchanged if it already fits)."""
+    factor = -(-max(image.shape[:2]) // max_side)
+    if factor <= 1:
+        return image
+    pil = Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image)
+    small = np.asarray(pil.reduce(factor))  # box average; a partial last block is averaged too
+    return small[..., None] if small.ndim == 2 else small
 
 def configure_logging(level: int = logging.INFO) -> None:
     """Shows this package's log records (INFO and up) on stderr, one line each.
@@ -78,14 +92,24 @@ class RunWriter:
 
     ``resume_nimg``: the position a run (re)starts from (0 for a fresh start); records logged
     past it by an interrupted run are dropped from ``metrics.jsonl`` and hidden from
-    TensorBoard (its ``purge_step``)."""
+    TensorBoard (its ``purge_step``).
+
+    ``image`` returns at once: PNG and TensorBoard encoding run on one background thread, one
+    image at a time (a new image waits for the previous one, bounding memory). ``flush`` does
+    not wait for it (it re-raises its error if it has failed); ``close`` waits. TensorBoard
+    images are downscaled to at most ``tb_image_max_side`` pixels per side; the PNG keeps full
+    resolution.
+    """
 
     def __init__(self, workdir: str | Path, enabled: bool = True,
-                 resume_nimg: int | None = None):
+                 resume_nimg: int | None = None, tb_image_max_side: int = 2048):
         self.workdir = Path(workdir)
         self.enabled = enabled
+        self.tb_image_max_side = tb_image_max_side
         self._tb = None
         self._jsonl = None
+        self._encoder = ThreadPoolExecutor(1, thread_name_prefix="png") if enabled else None
+        self._pending: Future | None = None
         if enabled:
             from tensorboardX import SummaryWriter
 
@@ -110,18 +134,37 @@ class RunWriter:
 
     def image(self, step: int, tag: str, image: np.ndarray, path: str | Path | None = None
               ) -> None:
-        """A uint8 HWC image to TensorBoard and, if ``path`` is given, to a PNG file."""
+        """A uint8 HWC image to TensorBoard (downscaled) and, if ``path`` is given, to a PNG
+        file, encoded in the background (the caller must not modify ``image`` afterwards)."""
         if not self.enabled:
             return
-        if path is not None:
-            save_png(path, image)
-        self._tb.add_image(tag, image, step, dataformats="HWC")
+        self._check(wait=True)
+
+        def encode() -> None:
+            if path is not None:
+                save_png(path, image)
+            small = downscale_for_tensorboard(image, self.tb_image_max_side)
+            self._tb.add_image(tag, small, step, dataformats="HWC")
+
+        self._pending = self._encoder.submit(encode)
+
+    def _check(self, wait: bool) -> None:
+        """Re-raises the error of the image being encoded once it is done (waiting if asked)."""
+        pending = self._pending
+        if pending is not None and (wait or pending.done()):
+            self._pending = None
+            pending.result()
 
     def flush(self) -> None:
         if self.enabled:
+            self._check(wait=False)
             self._tb.flush()
 
     def close(self) -> None:
         if self.enabled:
-            self._tb.close()
-            self._jsonl.close()
+            try:
+                self._check(wait=True)
+            finally:
+                self._encoder.shutdown()
+                self._tb.close()
+                self._jsonl.close()

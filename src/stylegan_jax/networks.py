@@ -29,6 +29,7 @@ from stylegan_jax.layers import (
     blur,
     downscale2d,
     instance_norm,
+    instance_norm_stats,
     lrelu,
     minibatch_stddev,
     num_features,
@@ -92,12 +93,13 @@ class ConvLayer(nn.Module):
     resample: str | None = None
     fused: bool = False
     activate: bool = True
+    resample_impl: str = "fused"
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         x = Conv2D(self.features, self.kernel_size, self.gain, self.resample, self.fused,
-                   dtype=self.dtype, name="Conv")(x)
+                   self.resample_impl, dtype=self.dtype, name="Conv")(x)
         x = Bias(dtype=self.dtype, name="Bias")(x)
         return lrelu(x) if self.activate else x
 
@@ -164,6 +166,7 @@ class SynthesisLayer(nn.Module):
     use_pixel_norm: bool = False
     use_instance_norm: bool = True
     use_styles: bool = True
+    resample_impl: str = "fused"
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -180,7 +183,7 @@ class SynthesisLayer(nn.Module):
         elif self.op in ("conv", "conv_up"):
             up = self.op == "conv_up"
             x = Conv2D(self.features, resample="up" if up else None, fused=self.fused,
-                       dtype=self.dtype, name="Conv")(x)
+                       impl=self.resample_impl, dtype=self.dtype, name="Conv")(x)
             if up and self.use_blur:
                 x = blur(x)
         else:
@@ -190,6 +193,8 @@ class SynthesisLayer(nn.Module):
         x = lrelu(Bias(dtype=self.dtype, name="Bias")(x))
         if self.use_pixel_norm:
             x = pixel_norm(x)
+        if self.use_instance_norm and self.use_styles:  # one pass for both (StyleMod docs)
+            return StyleMod(dtype=self.dtype, name="StyleMod")(x, w, instance_norm_stats(x))
         if self.use_instance_norm:
             x = instance_norm(x)
         if self.use_styles:
@@ -214,6 +219,7 @@ class SynthesisFields(nn.Module):
     use_instance_norm: bool = True
     fused_scale: bool | str = "auto"
     use_blur: bool = True
+    resample_impl: str = "fused"
     dtype: Dtype = jnp.float32
 
 
@@ -232,7 +238,8 @@ class SynthesisNetwork(SynthesisFields):
         return SynthesisLayer(features=features, op=op, fused=fused, use_blur=self.use_blur,
                               use_noise=self.use_noise, use_pixel_norm=self.use_pixel_norm,
                               use_instance_norm=self.use_instance_norm,
-                              use_styles=self.use_styles, dtype=self.dtype, name=name)
+                              use_styles=self.use_styles, resample_impl=self.resample_impl,
+                              dtype=self.dtype, name=name)
 
     def _to_rgb_layers(self, full_log2: int, cur_log2: int) -> dict[int, ConvLayer]:
         """ToRGB layers (1x1, gain 1, no activation) by log2 resolution: the two the current
@@ -438,6 +445,7 @@ class Discriminator(nn.Module):
     mbstd_num_shards: int = 1
     fused_scale: bool | str = "auto"
     use_blur: bool = True
+    resample_impl: str = "fused"
     dtype: Dtype = jnp.float32
 
     def nf(self, stage: int) -> int:
@@ -478,7 +486,8 @@ class Discriminator(nn.Module):
             if self.use_blur:
                 x = blur(x)
             x = ConvLayer(self.nf(r - 2), resample="down", fused=_use_fused(self.fused_scale, res),
-                          dtype=self.dtype, name=f"{res}x{res}_Conv1_down")(x)
+                          resample_impl=self.resample_impl, dtype=self.dtype,
+                          name=f"{res}x{res}_Conv1_down")(x)
             if r == cur_log2:
                 x = _lerp_clip(x, from_rgb[r - 1](downscale2d(img)), fade)
 

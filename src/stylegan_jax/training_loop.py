@@ -40,6 +40,7 @@ from stylegan_jax.checkpoint import (
     WorkdirLock,
     check_resumable,
 )
+from stylegan_jax.compile_cache import enable_compilation_cache
 from stylegan_jax.data.pipeline import InputPipeline
 from stylegan_jax.data.prepared import open_prepared
 from stylegan_jax.images import to_uint8
@@ -107,6 +108,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
     (tests use stand-ins). A dataset that is not prepared raises ``DatasetNotPreparedError``
     before anything is written."""
     open_prepared(config.dataset.data_dir, config.dataset.name)
+    enable_compilation_cache(workdir)
     workdir, mesh = Path(workdir), mesh or parallel.make_mesh()
     with contextlib.ExitStack() as cleanup:
         if jax.process_index() == 0:

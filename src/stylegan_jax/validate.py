@@ -131,6 +131,7 @@ RULES: dict[str, Check] = {
     # Loop.
     "G_smoothing_kimg": NONNEGATIVE, "total_kimg": POSITIVE, "minibatch_repeats": integer(1),
     "max_nonfinite_steps": integer(1), "compute_dtype": one_of("float32", "bfloat16"),
+    "resample_impl": one_of("fused", "reference"),
     "seed": integer(0, 2**32 - 1), "image_snapshot_ticks": integer(1),
     "checkpoint_ticks": integer(1), "keep_checkpoints": integer(1), "snapshot_kimg": POSITIVE,
     "grid_size": integer(1),
