@@ -6,7 +6,8 @@ progressive growing, Adam reset per phase), with narrow layers and a short sched
 FFHQ recipe, all for this tiny budget: class-conditional (the official label embedding and
 projection discriminator; unconditional runs of this length collapse to one digit shape),
 R1 gamma 1 (gamma 10 is tuned for 1024x1024 faces and makes this small D too weak), growing
-from 16x16 with 10k images per phase, lr 0.002, EMA half-life 1k images.
+from 16x16 with 10k images per phase, lr 0.002, EMA half-life 1k images, one style-mixing
+draw per minibatch (``style_mixing_groups=1``; the paper's 8-GPU runs draw 8).
 Prepare the data first: `stylegan-jax prepare --dataset digits --data_dir data`.
 """
 
@@ -17,7 +18,7 @@ def get_config():
     config = paper_config(resolution=32)
     config.label_size = 10
     config.G.update(dict(latent_size=128, dlatent_size=128, mapping_fmaps=128, fmap_base=256,
-                         fmap_max=128))
+                         fmap_max=128, style_mixing_groups=1))
     config.D.update(dict(fmap_base=256, fmap_max=128))
     config.dataset.update(dict(name="digits/32", data_dir="data", mirror_augment=False))
     config.loss.r1_gamma = 1.0

@@ -26,7 +26,8 @@ def get_config():
     config = paper_config(resolution=32)
     config.label_size = 0
     config.G.update(dict(latent_size=128, dlatent_size=128, mapping_fmaps=128, fmap_base=256,
-                         fmap_max=128, mapping_layers=0))
+                         fmap_max=128, mapping_layers=0,
+                         style_mixing_groups=1))  # mixing as the measured study ran
     config.D.update(dict(fmap_base=256, fmap_max=128))
     config.dataset.update(dict(name="stacked_digits/32", data_dir="data", mirror_augment=False))
     config.loss.r1_gamma = 1.0

@@ -50,24 +50,19 @@ def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0, raw: bool = 
     import jax
 
     from stylegan_jax.data.digits_classifier import digits_classifier
-    from stylegan_jax.layers import upscale2d
     from stylegan_jax.metrics import modes
     from stylegan_jax.runs import load_run
-    from stylegan_jax.schedule import training_schedule
 
-    run = load_run(workdir, step)
-    config, G, variables = run.config, run.G, run.variables
+    run = load_run(workdir, step)  # G samples at the checkpoint's phase, full-size output
+    G, variables = run.G, run.variables
     if raw:
         variables = raw_variables(workdir, run.step)
-    phase = training_schedule(step, config.sched, config.resolution)
     k_z, k_noise = jax.random.split(jax.random.key(seed))
     z = jax.random.normal(k_z, (n, G.latent_size))
 
     @jax.jit
     def generate(z, key):
-        images = G.apply(variables, z, None, current_resolution=phase.resolution,
-                         fade=phase.fade, rngs={"noise": key})
-        return upscale2d(images, config.resolution // phase.resolution)
+        return G.apply(variables, z, None, rngs={"noise": key})
 
     images = np.concatenate([np.asarray(generate(z[i:i + 500], jax.random.fold_in(k_noise, i)))
                              for i in range(0, n, 500)])
@@ -84,7 +79,7 @@ def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0, raw: bool = 
             log = {"D_real": round(record["score/real"], 2),
                    "D_fake": round(record["score/fake"], 2)}
     return dict(run=Path(workdir).name + (" raw" if raw else ""), kimg=round(step / 1000, 1),
-                res=phase.resolution,
+                res=G.phase_resolution or G.resolution,
                 top_class=round(float(hist.max()), 3), classes=int((hist > 0.01).sum()),
                 modes=int(np.count_nonzero(counts)),
                 modes_kl=round(modes.kl_divergence(counts, modes.real_mode_distribution()), 3),

@@ -28,6 +28,9 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
         use_styles=True, const_input_layer=True, use_noise=True, use_pixel_norm=False,
         use_instance_norm=True, fused_scale="auto", use_blur=True,
         truncation_cutoff=8, dlatent_avg_beta=0.995, style_mixing_prob=0.9,
+        # One mixing draw per group of the minibatch: the official run draws one per GPU
+        # sub-batch, 8 GPUs. Small demos use 1 (one draw per minibatch).
+        style_mixing_groups=8,
     ))
     config.D = ml_collections.ConfigDict(dict(
         fmap_base=8192, fmap_decay=1.0, fmap_max=512, mbstd_group_size=4, mbstd_num_features=1,
@@ -74,11 +77,20 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
     config.keep_checkpoints = 3
     config.snapshot_kimg = 1000.0  # one permanent checkpoint per this many kimg
     config.grid_size = 8  # an 8x8 grid of fixed latents, EMA generator, no truncation
-    # FID during training (off by default: it needs the user's Inception weights file). The
-    # official code runs fid50k on every network snapshot; the best-FID checkpoint is kept.
-    config.fid = ml_collections.ConfigDict(dict(
-        every_kimg=0.0, num_images=50000, batch_size=64, inception_weights="",
-        inception_mode="nvidia"))
+    # Metrics during training: any names registered in stylegan_jax.metrics.registry (e.g.
+    # ("fid50k",), ("fid10k", "ppl_wend")), every metrics_every_kimg (0: never). The official
+    # code runs fid50k on every network snapshot. The checkpoint with the best value of
+    # metrics_best (default: the first metric) is kept. Off by default: FID needs the user's
+    # Inception weights file, PPL the LPIPS one.
+    config.metrics = ()
+    config.metrics_every_kimg = 0.0
+    config.metrics_best = ""
+    # How metrics run (training and `stylegan-jax metrics` defaults): weights, batch, PPL
+    # face crop (auto: on for FFHQ and CelebA-HQ names), real-statistics cache ("" = the
+    # user cache ~/.cache/stylegan-jax/fid, shared with `stylegan-jax metrics`).
+    config.eval = ml_collections.ConfigDict(dict(
+        batch_size=64, inception_weights="", inception_mode="nvidia", lpips_weights="",
+        ppl_crop="auto", cache_dir=""))
     return config
 
 
