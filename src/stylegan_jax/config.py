@@ -122,3 +122,25 @@ def table1_config(row: str, dataset: str = "ffhq") -> ml_collections.ConfigDict:
     elif dataset != "ffhq":
         raise ValueError(f"Table 1 datasets are 'ffhq' and 'celebahq', got {dataset!r}")
     return config
+
+
+def cpu_demo_config(dataset: str, label_size: int = 0) -> ml_collections.ConfigDict:
+    """Config F scaled down for the bundled 32x32 digit datasets on 2 CPU cores (the demos in
+    ``experiments/``): narrow layers, 128-d latents, R1 gamma 1, growing from 16x16 with 10k
+    images per phase, lr 0.002, EMA half-life 1k images, one style-mixing draw per minibatch,
+    no mirroring (a mirrored digit is not a digit)."""
+    config = paper_config(resolution=32)
+    config.label_size = label_size
+    config.G.update(dict(latent_size=128, dlatent_size=128, mapping_fmaps=128, fmap_base=256,
+                         fmap_max=128, style_mixing_groups=1))
+    config.D.update(dict(fmap_base=256, fmap_max=128))
+    config.dataset.update(dict(name=dataset, data_dir="data", mirror_augment=False))
+    config.loss.r1_gamma = 1.0
+    config.sched.update(dict(lod_initial_resolution=16, lod_training_kimg=10.0,
+                             lod_transition_kimg=10.0, minibatch_base=32, G_lrate_base=0.002,
+                             D_lrate_base=0.002, tick_kimg_base=6.0))
+    for table in ("minibatch_dict", "G_lrate_dict", "D_lrate_dict", "tick_kimg_dict"):
+        config.sched[table] = {}
+    config.G_smoothing_kimg = 1.0
+    config.snapshot_kimg = 30.0
+    return config
