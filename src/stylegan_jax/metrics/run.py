@@ -117,18 +117,9 @@ def run_metrics(workdir: str | os.PathLike, step: int | None,
     attribute classifier (e.g. the official CelebA-HQ ones). ``networks`` replaces the weight
     flags (stand-ins in tests); metrics left out of the default list are reported to
     ``on_skip(name, why)``."""
-    from stylegan_jax.runs import load_run  # checkpoint loading stays out of metric modules
-
     if metric_names is not None:
         check_names(metric_names)
-    if Path(workdir).suffix == ".pkl" and not Path(workdir).is_dir():
-        from stylegan_jax.generate import load
-
-        model, nimg = load(workdir, step), None
-        config, generator, variables = model.config, model.G, model.variables
-    else:
-        run = load_run(workdir, step)
-        config, generator, variables, nimg = run.config, run.G, run.variables, run.step
+    config, generator, variables, nimg = _load_generator(workdir, step)
     if dataset_name:
         config = ml_collections.ConfigDict(config.to_dict())
         config.dataset.name = dataset_name
@@ -140,23 +131,47 @@ def run_metrics(workdir: str | os.PathLike, step: int | None,
         networks.classifier = classifier
     add_run_classifiers(networks, config,
                         default_names(config) if metric_names is None else metric_names)
-    if metric_names is None:
-        metric_names, skipped = registry.computable(default_names(config), networks)
-        for name, why in skipped.items():
-            if on_skip is not None:
-                on_skip(name, why)
-        if not metric_names:
-            raise ValueError("no metric can be computed for this run: "
-                             + "; ".join(f"{n}: {w}" for n, w in skipped.items()))
-    else:
-        for name in metric_names:
-            if "classifier" in registry.get(name).needs and networks.classifier is None:
-                raise ValueError(f"{name} needs attribute classifiers: the official CelebA-HQ "
-                                 "ones cannot be shipped; pass registry.Networks(classifier="
-                                 "...) from Python (digits runs use the bundled digits "
-                                 "classifier)")
+    metric_names = _computable_names(metric_names, config, networks, on_skip)
     return registry.evaluate(
         metric_names, generator, variables, real_data(config, data_dir), networks=networks,
         cache_dir=cache_dir, batch_size=batch_size, seed=seed, ppl_crop=crop,
         num_samples=num_samples,
         on_result=None if nimg is None else jsonl_writer(workdir, nimg))
+
+
+def _load_generator(workdir: str | os.PathLike, step: int | None
+                    ) -> tuple[ml_collections.ConfigDict, Any, Any, int | None]:
+    """``(config, generator, variables, step)`` of a run's checkpoint (float32, at its phase)
+    or of an official ``.pkl``'s Gs (step None: results are not written next to the file)."""
+    from stylegan_jax.runs import load_run  # checkpoint loading stays out of metric modules
+
+    if Path(workdir).suffix == ".pkl" and not Path(workdir).is_dir():
+        from stylegan_jax.generate import load
+
+        model = load(workdir, step)
+        return model.config, model.G, model.variables, None
+    run = load_run(workdir, step)
+    return run.config, run.G, run.variables, run.step
+
+
+def _computable_names(metric_names: Sequence[str] | None, config: ml_collections.ConfigDict,
+                      networks: registry.Networks,
+                      on_skip: Callable[[str, str], None] | None) -> list[str]:
+    """The metrics to run: the defaults the run can compute (the others reported to
+    ``on_skip``), or the names asked for, refused if one needs a classifier there is not."""
+    if metric_names is None:
+        names, skipped = registry.computable(default_names(config), networks)
+        for name, why in skipped.items():
+            if on_skip is not None:
+                on_skip(name, why)
+        if not names:
+            raise ValueError("no metric can be computed for this run: "
+                             + "; ".join(f"{n}: {w}" for n, w in skipped.items()))
+        return names
+    for name in metric_names:
+        if "classifier" in registry.get(name).needs and networks.classifier is None:
+            raise ValueError(f"{name} needs attribute classifiers: the official CelebA-HQ "
+                             "ones cannot be shipped; pass registry.Networks(classifier="
+                             "...) from Python (digits runs use the bundled digits "
+                             "classifier)")
+    return list(metric_names)
