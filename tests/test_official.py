@@ -379,6 +379,34 @@ def test_linear_separability_metric_runs_on_a_pickle(tmp_path, tiny_parts):
     assert not list(tmp_path.glob("*.jsonl"))
 
 
+def test_fid_and_ppl_run_on_a_pickle_as_on_our_generator(tmp_path, tiny_parts, digits_dir,
+                                                         pixel_features):
+    """``metrics --network FILE.pkl``: FID (against prepared digits) and PPL of the pickle's Gs
+    equal those of our Generator with the converted weights (stand-in features and distance)."""
+    from stylegan_jax.metrics import registry
+    from stylegan_jax.metrics import run as run_lib
+
+    def sq_distance(params, x, y):
+        return jnp.mean(jnp.square(x - y), axis=(1, 2, 3)) / 255.0**2
+
+    path = write_pickle(tmp_path / "net.pkl", *tiny_parts)
+    options = dict(batch_size=16, seed=5, cache_dir=None)
+
+    def networks():
+        return registry.Networks(extractor=pixel_features, distance=(sq_distance, None))
+
+    got = run_lib.run_metrics(path, None, ["fid64", "ppl_wend32"], networks=networks(),
+                              dataset_name="digits/32", data_dir=digits_dir, **options)
+    config = official.load_pickle(path).config  # the reals' shuffle and mirror, as for a run
+    reals = registry.RealData(str(digits_dir), "digits/32", config.dataset.mirror_augment,
+                              config.seed)
+    expected = registry.evaluate(["fid64", "ppl_wend32"], our_generator(tiny_parts[0]),
+                                 tiny_parts[3], reals, networks=networks(), **options)
+    assert set(got) == {"fid64", "ppl_wend32"} and np.isfinite(got["fid64"])
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert not list(tmp_path.glob("*.jsonl"))
+
+
 # ---- fine-tuning: import, then train ---------------------------------------------------------
 
 DIGITS_G = dict(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2,
