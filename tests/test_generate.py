@@ -185,13 +185,14 @@ def test_noise_figures_use_the_stated_noise(model):
     fine = zero[:4] + full[4:]
     cells = figures.noise_components_figure(model, seeds, noise=3)
     for column, noise in enumerate([full, zero, coarse, fine]):
-        np.testing.assert_allclose(cells[:, column], reference(model, w, noise), atol=1e-5)
+        np.testing.assert_allclose(cells[:, column], reference(model, w, noise), rtol=1e-5,
+                                   atol=1e-5)
     assert not np.allclose(cells[:, 0], cells[:, 1], atol=1e-4)
 
     detail = figures.noise_detail_figure(model, [5], samples=4, shown=2)
     samples = np.stack([reference(model, w_plus_of(model, [5]), model.noise(k))[0]
                         for k in range(4)])
-    np.testing.assert_allclose(detail[0, :2], samples[:2], atol=1e-5)
+    np.testing.assert_allclose(detail[0, :2], samples[:2], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(detail[0, 2], 4 * samples.std(axis=0) - 1, atol=1e-4)
 
 
@@ -339,7 +340,7 @@ def test_figures_draw_each_seeds_class(conditional):
 
 def test_generate_and_figure_commands_on_a_conditional_model(conditional, tmp_path,
                                                              monkeypatch, capsys):
-    monkeypatch.setattr(generate_module, "load", lambda workdir, step=None: conditional)
+    monkeypatch.setattr(generate_module, "load", lambda workdir, step=None, **kwargs: conditional)
     cli.main(["generate", "--workdir", "run", "--seeds", "9-11", "--outdir", str(tmp_path)])
     cli.main(["generate", "--workdir", "run", "--seeds", "9-11", "--class_index", "4",
               "--outdir", str(tmp_path / "four")])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -49,6 +50,19 @@ def downscale_for_tensorboard(image: np.ndarray, max_side: int) -> np.ndarray:
     small = np.asarray(pil.reduce(factor))  # box average; a partial last block is averaged too
     return small[..., None] if small.ndim == 2 else small
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler that writes to whatever ``sys.stderr`` is when a record is emitted, so
+    a notebook or test that replaces ``sys.stderr`` later never gets a stale, closed stream."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Shows this package's log records (INFO and up) on stderr, one line each.
 
@@ -58,7 +72,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     levels (Orbax's INFO chatter stays hidden)."""
     package = logging.getLogger("stylegan_jax")
     if not any(getattr(h, "_stylegan_jax", False) for h in package.handlers):
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
         handler._stylegan_jax = True
         package.addHandler(handler)
