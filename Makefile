@@ -26,7 +26,7 @@ test-quick: install
 	$(PY) -m pytest -q -m "not slow" --durations=15
 
 lint: install
-	$(VENV)/bin/ruff check src tests experiments
+	$(VENV)/bin/ruff check src tests experiments scripts
 
 # The README's main command: the bundled digits demo, end to end (resumes if interrupted).
 train: install

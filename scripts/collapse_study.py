@@ -1,9 +1,10 @@
 """The measurements behind docs/unconditional-collapse.md (run from the repository root).
 
-    python scripts/collapse_study.py eval RUN_DIR [STEP ...]   # one JSON line per checkpoint
+    python scripts/collapse_study.py eval [--raw] RUN_DIR [STEP ...]  # one JSON line per checkpoint
     python scripts/collapse_study.py plot OUT.png KEY NAME=EVAL.jsonl ...  # KEY: top_class, modes
 
-``eval`` samples 5,000 images from the EMA generator of each kept checkpoint (at the resolution
+``eval`` samples 5,000 images from the EMA generator (``--raw``: the training generator, the
+checkpoint's ``state`` item) of each kept checkpoint (at the resolution
 and fade the schedule had there, upscaled to full size) and reports: the share of the most
 frequent digit class of the grey level (``top_class``; 0.1 for a uniform spread) and the
 number of classes above 1%, stacked-digit modes and their KL (5,000 samples: a perfect
@@ -20,29 +21,48 @@ import json
 import sys
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 
 
-def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0) -> dict:
+def raw_variables(workdir: str, step: int) -> dict:
+    """``G.apply`` variables of the *training* generator (not its EMA) of checkpoint ``step``,
+    restored (and checksum-verified) as the training loop resumes it."""
+    from stylegan_jax import parallel, training
+    from stylegan_jax.checkpoint import G_EMA, STATE, Checkpointer
+    from stylegan_jax.models import build_networks
+    from stylegan_jax.training_loop import checkpoint_items, state_from_items
+
+    ckpt = Checkpointer(workdir, async_save=False, read_only=True)
+    try:
+        config = ml_collections.ConfigDict(ckpt.restore_meta(step)["config"])
+        G, D = build_networks(config)
+        abstract = training.abstract_train_state(config, G, D, training.make_optimizer(config),
+                                                 parallel.make_mesh())
+        items = checkpoint_items(abstract) if G_EMA in ckpt.items(step) else {STATE: abstract}
+        state = state_from_items(ckpt.restore(step, items)[0])
+    finally:
+        ckpt.close()
+    return {"params": state.g_params, "stats": {"w_avg": state.w_avg}}
+
+
+def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0, raw: bool = False) -> dict:
     import jax
 
     from stylegan_jax.data.digits_classifier import digits_classifier
-    from stylegan_jax.layers import upscale2d
     from stylegan_jax.metrics import modes
     from stylegan_jax.runs import load_run
-    from stylegan_jax.schedule import training_schedule
 
-    run = load_run(workdir, step)
-    config, G, variables = run.config, run.G, run.variables
-    phase = training_schedule(step, config.sched, config.resolution)
+    run = load_run(workdir, step)  # G samples at the checkpoint's phase, full-size output
+    G, variables = run.G, run.variables
+    if raw:
+        variables = raw_variables(workdir, run.step)
     k_z, k_noise = jax.random.split(jax.random.key(seed))
     z = jax.random.normal(k_z, (n, G.latent_size))
 
     @jax.jit
     def generate(z, key):
-        images = G.apply(variables, z, None, current_resolution=phase.resolution,
-                         fade=phase.fade, rngs={"noise": key})
-        return upscale2d(images, config.resolution // phase.resolution)
+        return G.apply(variables, z, None, rngs={"noise": key})
 
     images = np.concatenate([np.asarray(generate(z[i:i + 500], jax.random.fold_in(k_noise, i)))
                              for i in range(0, n, 500)])
@@ -58,7 +78,8 @@ def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0) -> dict:
         if record["nimg"] == step and "score/real" in record:
             log = {"D_real": round(record["score/real"], 2),
                    "D_fake": round(record["score/fake"], 2)}
-    return dict(run=Path(workdir).name, kimg=round(step / 1000, 1), res=phase.resolution,
+    return dict(run=Path(workdir).name + (" raw" if raw else ""), kimg=round(step / 1000, 1),
+                res=G.phase_resolution or G.resolution,
                 top_class=round(float(hist.max()), 3), classes=int((hist > 0.01).sum()),
                 modes=int(np.count_nonzero(counts)),
                 modes_kl=round(modes.kl_divergence(counts, modes.real_mode_distribution()), 3),
@@ -98,11 +119,13 @@ def plot(out: str, series: dict[str, list[tuple[float, float]]], key: str = "top
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["eval"]:
-        workdir = argv[1]
-        steps = [int(s) for s in argv[2:]] or sorted(
+        raw = "--raw" in argv
+        args = [a for a in argv[1:] if a != "--raw"]
+        workdir = args[0]
+        steps = [int(s) for s in args[1:]] or sorted(
             int(p.name) for p in (Path(workdir) / "checkpoints").iterdir() if p.name.isdigit())
         for step in steps:
-            print(json.dumps(evaluate(workdir, step)), flush=True)
+            print(json.dumps(evaluate(workdir, step, raw=raw)), flush=True)
     elif argv[:1] == ["plot"]:
         key, scale = argv[2], 1000.0 if argv[2] == "modes" else 1.0
         series = {}

@@ -136,7 +136,8 @@ def test_every_shipped_config_is_valid():
     ("--config.opt.beta2=1", ["config.opt.beta2 must be in [0, 1)"]),
     ("--config.sched.tick_kimg_base=0", ["config.sched.tick_kimg_base must be > 0"]),
     ("--config.keep_checkpoints=0", ["config.keep_checkpoints must be >= 1"]),
-    ("--config.fid.num_images=0", ["config.fid.num_images must be >= 2"]),
+    ("--config.eval.batch_size=0", ["config.eval.batch_size must be >= 1"]),
+    ("--config.metrics=('fid50k','is50k')", ["config.metrics holds an unknown metric 'is50k'"]),
     ("--config.seed=-1", ["config.seed must be in [0, 4294967295]"]),
 ])
 def test_out_of_range_fields_are_refused_before_anything_is_written(tmp_path, capsys,

@@ -199,6 +199,29 @@ def test_style_mixing_semantics(tiny):
         assert 0.05 < np.mean(cutoffs == cur_layers) < 0.16
 
 
+def test_style_mixing_draws_one_crossover_per_group(tiny):
+    """style_mixing_groups=2 on 4 samples: samples (0, 1) and (2, 3) each share a crossover
+    (the official per-GPU draw), and the two groups' draws are independent."""
+    g, _, z, g_vars, _ = tiny
+    g2 = g.clone(style_mixing_groups=2)
+    w1 = g2.apply(g_vars, z, method=sg.Generator.map)
+    w_layers = jnp.broadcast_to(w1[:, None], (4, g2.num_layers, 8))
+    cutoffs = []
+    for i in range(200):
+        mixed = np.asarray(g2.apply(g_vars, w_layers, z, None, 32, rngs={"mixing":
+                                    jax.random.key(i)}, method=sg.Generator._mix_styles))
+        same = np.all(np.isclose(mixed, np.asarray(w_layers)), axis=2)  # [sample, layer]
+        per_sample = [int(np.argmin(row)) if not row.all() else g2.num_layers for row in same]
+        assert per_sample[0] == per_sample[1] and per_sample[2] == per_sample[3]
+        cutoffs.append((per_sample[0], per_sample[2]))
+    cutoffs = np.array(cutoffs)
+    assert np.mean(cutoffs[:, 0] != cutoffs[:, 1]) > 0.5  # independent draws per group
+    with pytest.raises(ValueError, match="style_mixing_groups=3"):
+        g.clone(style_mixing_groups=3).apply(g_vars, w_layers, z, None, 32,
+                                             rngs={"mixing": KEY},
+                                             method=sg.Generator._mix_styles)
+
+
 def test_train_mode_updates_w_avg_from_premixing_w(tiny):
     g, _, z, g_vars, _ = tiny
     rngs = {"noise": jax.random.key(1), "mixing": jax.random.key(2)}

@@ -213,15 +213,20 @@ def test_dataset_resolution_must_match(config_file, tmp_path):
 
 def test_periodic_fid_is_logged_and_the_best_checkpoint_kept(config_file, tmp_path,
                                                            pixel_features):
+    from stylegan_jax.metrics.registry import Networks
+
     config = load_config(config_file)
-    config.fid.update(dict(every_kimg=0.064, num_images=32, batch_size=16))
-    training_loop.train(config, tmp_path, fid_extractor=pixel_features)
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    fids = {r["nimg"]: r["metrics/fid"] for r in records if "metrics/fid" in r}
+    config.update(dict(metrics=("fid32",), metrics_every_kimg=0.064))
+    config.eval.update(dict(batch_size=16, cache_dir=str(tmp_path / "fid_cache")))
+    training_loop.train(config, tmp_path / "run",
+                        metric_networks=Networks(extractor=pixel_features))
+    records = [json.loads(line)
+               for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    fids = {r["nimg"]: r["metrics/fid32"] for r in records if "metrics/fid32" in r}
     assert sorted(fids) == [64, 128, 192, 256]
     assert all(np.isfinite(v) and v > 0 for v in fids.values())
     best = min(fids, key=fids.get)
-    steps = Checkpointer(tmp_path).all_steps()
+    steps = Checkpointer(tmp_path / "run").all_steps()
     assert best in steps
     dropped = [s for s in fids if s not in steps]
     assert all(fids[s] > fids[best] for s in dropped)
@@ -233,7 +238,7 @@ def test_periodic_fid_needs_inception_weights(config_file, tmp_path, monkeypatch
 
     monkeypatch.delenv("STYLEGAN_JAX_INCEPTION", raising=False)
     config = load_config(config_file)
-    config.fid.every_kimg = 0.064
+    config.update(dict(metrics=("fid50k",), metrics_every_kimg=0.064))
     with pytest.raises(WeightsError, match="Inception"):
         training_loop.train(config, tmp_path)
     assert not (tmp_path / "checkpoints").exists() or not any(

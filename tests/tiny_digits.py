@@ -18,6 +18,7 @@ def tiny_digits_config(data_dir, *, total_kimg: float = 0.256,
     32-image ticks and 64-image progressive-growing phases."""
     config = paper_config(32)
     config.G.update(TINY_G)
+    config.G.style_mixing_groups = 1  # one mixing draw per minibatch, as before groups existed
     config.D.update(TINY_D)
     config.dataset.update(dict(name="digits/32", data_dir=str(data_dir),
                                mirror_augment=mirror_augment, workers=2, prefetch=2))

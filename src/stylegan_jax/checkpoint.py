@@ -48,7 +48,11 @@ NETWORK_FIELDS = ("resolution", "num_channels", "label_size", "G", "D")
 # Config fields that change what a run means: resuming with another value is refused unless
 # the change is explicitly allowed (total_kimg, logging and data paths may change freely).
 MEANING_FIELDS = ("seed", "dataset.name", "dataset.mirror_augment", "loss", "sched", "opt",
-                  "minibatch_repeats", "G_smoothing_kimg", "compute_dtype")
+                  "minibatch_repeats", "G_smoothing_kimg", "compute_dtype",
+                  "G.style_mixing_groups")
+# Generator settings that only act in training (not on the variables), and their value in
+# checkpoints written before they existed.
+TRAINING_ONLY_G = {"style_mixing_groups": 1}
 # A checkpoint's items: the EMA generator ({'params', 'w_avg'}), the rest of the train state
 # (all of it in checkpoints written before G_EMA existed) and the JSON metadata.
 G_EMA, STATE, META = "g_ema", "state", "meta"
@@ -122,11 +126,13 @@ class FirstInEachInterval:
         return keep
 
 
-class LowestFID:
-    """Orbax preservation policy: keep the checkpoint with the lowest ``fid`` metric."""
+class LowestScore:
+    """Orbax preservation policy: keep the checkpoint with the lowest ``score`` metric (the
+    chosen training metric, negated when higher is better; ``fid`` in older runs)."""
 
     def should_preserve(self, checkpoints: Sequence[Any], *, context: Any) -> Sequence[bool]:
-        fids = [(c.metrics or {}).get("fid") for c in checkpoints]
+        fids = [(c.metrics or {}).get("score", (c.metrics or {}).get("fid"))
+                for c in checkpoints]
         scored = [i for i, f in enumerate(fids) if f is not None]
         best = min(scored, key=lambda i: fids[i]) if scored else None
         return [i == best for i in range(len(checkpoints))]
@@ -241,7 +247,7 @@ class Checkpointer:
         else:
             policy = checkpoint_managers.AnyPreservationPolicy([
                 checkpoint_managers.LatestN(keep),
-                FirstInEachInterval(max(int(snapshot_kimg * 1000), 1)), LowestFID()])
+                FirstInEachInterval(max(int(snapshot_kimg * 1000), 1)), LowestScore()])
             # cleanup_tmp_directories: a save cut short by a kill leaves its temporary
             # directory; the workdir lock guarantees no other writer's save is in progress.
             options = ocp.CheckpointManagerOptions(
@@ -277,16 +283,17 @@ class Checkpointer:
         return getattr(saved, "tree", saved)  # orbax's TreeMetadata wraps the tree
 
     def save(self, nimg: int, items: dict[str, Any], meta: dict,
-             fid: float | None = None) -> None:
+             score: float | None = None) -> None:
         """Starts an (async) save of the pytrees ``items`` and ``meta`` (plus the items'
-        checksums) as checkpoint ``nimg``; ``fid`` ranks it for keeping the best one."""
+        checksums) as checkpoint ``nimg``; ``score`` (lower is better) ranks it for keeping
+        the best one."""
         meta = {**meta, "checksums": {name: tree_checksums(tree)
                                       for name, tree in items.items()}}
         args = {name: ocp.args.StandardSave(tree) for name, tree in items.items()}
         self._in_flight = nimg
         with self._save_errors(nimg):
             self.manager.save(nimg, args=ocp.args.Composite(**args, meta=ocp.args.JsonSave(meta)),
-                              force=True, metrics=None if fid is None else {"fid": fid})
+                              force=True, metrics=None if score is None else {"score": score})
 
     def wait(self) -> None:
         """Waits for the save in flight; a failed one raises :class:`CheckpointError`."""
@@ -429,7 +436,8 @@ def network_mismatches(saved: dict, config: ml_collections.ConfigDict) -> list[s
     """Human-readable differences between a saved config (dict) and ``config`` in the fields
     that define the networks' variables."""
     return [f"config.{path} is {a!r} in the checkpoint but {b!r} now"
-            for path, a, b in config_differences(saved, config, NETWORK_FIELDS)]
+            for path, a, b in config_differences(saved, config, NETWORK_FIELDS)
+            if path.removeprefix("G.") not in TRAINING_ONLY_G]
 
 
 def check_resumable(saved: dict, config: ml_collections.ConfigDict, where: str,
@@ -438,6 +446,8 @@ def check_resumable(saved: dict, config: ml_collections.ConfigDict, where: str,
     networks differ (``ValueError``), or if a field that changes the run's meaning
     (:data:`MEANING_FIELDS`) differs and is not covered by ``allow`` (dotted field names or
     prefixes, e.g. ``seed``, ``sched``; :class:`ConfigChangeError`)."""
+    if isinstance(saved.get("G"), dict):
+        saved = {**saved, "G": {**TRAINING_ONLY_G, **saved["G"]}}
     problems = network_mismatches(saved, config)
     if problems:
         raise ValueError(f"{where} holds a checkpoint of a different network:\n  "

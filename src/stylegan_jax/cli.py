@@ -229,9 +229,15 @@ def metrics(argv: Sequence[str]) -> None:
                                   flag_values=fv)
     checkpoint = flags.DEFINE_integer("checkpoint", None, "Checkpoint (images seen); default "
                                       "the latest.", lower_bound=0, flag_values=fv)
-    names = flags.DEFINE_list("metrics", ["fid50k", "ppl_zfull", "ppl_wfull", "ppl_zend",
-                                          "ppl_wend", "ls"], "Metrics to compute.",
+    names = flags.DEFINE_list("metrics", None, "Metrics to compute: names registered in "
+                              "stylegan_jax.metrics.registry (fid50k, fid10k, ppl_zfull, "
+                              "ppl_wfull, ppl_zend, ppl_wend, ls; a count suffix sets the "
+                              "samples, e.g. fid5k, ppl_wend20k). Default: those of fid50k, "
+                              "ppl_*, ls the run can compute with the weights given.",
                               flag_values=fv)
+    ppl_crop = flags.DEFINE_enum("ppl_crop", "auto", ["auto", "on", "off"], "PPL face crop "
+                                 "(the official code always crops); auto: on for FFHQ and "
+                                 "CelebA-HQ dataset names.", flag_values=fv)
     inception = flags.DEFINE_string("inception_weights", None, "pt_inception-2015-12-05 "
                                     ".pth or converted .npz (or $STYLEGAN_JAX_INCEPTION).",
                                     flag_values=fv)
@@ -248,7 +254,8 @@ def metrics(argv: Sequence[str]) -> None:
     cache_dir = flags.DEFINE_string("cache_dir", None, "Where real FID statistics are cached "
                                     "(default ~/.cache/stylegan-jax/fid).", flag_values=fv)
     num_samples = flags.DEFINE_integer("num_samples", None, "Override every metric's sample "
-                                       "count (quick checks).", lower_bound=2,
+                                       "count (quick checks; a name suffix like fid5k sets "
+                                       "one metric's).", lower_bound=2,
                                        flag_values=fv)
     ls_classifiers = flags.DEFINE_string("ls_classifiers", None, "ls: a directory of the "
                                          "official celebahq-classifier-*.pkl attribute "
@@ -261,12 +268,16 @@ def metrics(argv: Sequence[str]) -> None:
     from stylegan_jax.metrics import run as run_lib
     from stylegan_jax.metrics.weights import WeightsError
 
+    def skipped(name: str, why: str) -> None:
+        print(f"{prog}: skipping {name}: {why}", file=sys.stderr)
+
     try:
-        run_lib.check_names(names.value)
+        if names.value is not None:
+            run_lib.check_names(names.value)
         extra = {"cache_dir": cache_dir.value} if cache_dir.value else {}
         if dataset.value:
             extra["dataset_name"] = dataset.value
-        if ls_classifiers.value and "ls" in names.value:
+        if ls_classifiers.value and (names.value is None or "ls" in names.value):
             from stylegan_jax import official
 
             extra["classifier"] = official.attribute_classifier(ls_classifiers.value)
@@ -274,7 +285,7 @@ def metrics(argv: Sequence[str]) -> None:
             source, checkpoint.value, names.value, inception_weights=inception.value,
             inception_mode=mode.value, lpips_weights=lpips.value, data_dir=data_dir.value,
             batch_size=batch_size.value, seed=seed.value, num_samples=num_samples.value,
-            **extra)
+            ppl_crop_choice=ppl_crop.value, on_skip=skipped, **extra)
     except (ValueError, FileNotFoundError, WeightsError) as e:
         raise UsageError(e) from e
     except CheckpointError as e:
@@ -340,6 +351,9 @@ def generate(argv: Sequence[str]) -> None:
     seeds = flags.DEFINE_string("seeds", None, "Seeds, e.g. 0-99 or 1,5,7.", flag_values=fv)
     batch_size = flags.DEFINE_integer("batch_size", 32, "Images per device batch.",
                                       lower_bound=1, flag_values=fv)
+    dtype = flags.DEFINE_enum("compute_dtype", "float32", ["float32", "bfloat16"],
+                              "Sampling precision: bfloat16 is faster on accelerators and "
+                              "gives slightly different images.", flag_values=fv)
     _parse(fv, prog, argv)
     network = _network_path(common["network"], common["workdir"])
     if None in (network, common["outdir"].value, seeds.value):
@@ -355,7 +369,7 @@ def generate(argv: Sequence[str]) -> None:
     try:
         seed_list = gen.parse_seeds(seeds.value)
         gen.check_psi(common["psi"].value)
-        model = gen.load(network, common["checkpoint"].value)
+        model = gen.load(network, common["checkpoint"].value, compute_dtype=dtype.value)
         _say_classes(prog, model.num_classes, common["class_index"].value)
         noise = gen.STORED if common["stored_noise"].value else common["noise_seed"].value
         images = model.generate(seeds=seed_list, psi=common["psi"].value,

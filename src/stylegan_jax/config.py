@@ -28,6 +28,9 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
         use_styles=True, const_input_layer=True, use_noise=True, use_pixel_norm=False,
         use_instance_norm=True, fused_scale="auto", use_blur=True,
         truncation_cutoff=8, dlatent_avg_beta=0.995, style_mixing_prob=0.9,
+        # One mixing draw per group of the minibatch: the official run draws one per GPU
+        # sub-batch, 8 GPUs. Small demos use 1 (one draw per minibatch).
+        style_mixing_groups=8,
     ))
     config.D = ml_collections.ConfigDict(dict(
         fmap_base=8192, fmap_decay=1.0, fmap_max=512, mbstd_group_size=4, mbstd_num_features=1,
@@ -74,11 +77,20 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
     config.keep_checkpoints = 3
     config.snapshot_kimg = 1000.0  # one permanent checkpoint per this many kimg
     config.grid_size = 8  # an 8x8 grid of fixed latents, EMA generator, no truncation
-    # FID during training (off by default: it needs the user's Inception weights file). The
-    # official code runs fid50k on every network snapshot; the best-FID checkpoint is kept.
-    config.fid = ml_collections.ConfigDict(dict(
-        every_kimg=0.0, num_images=50000, batch_size=64, inception_weights="",
-        inception_mode="nvidia"))
+    # Metrics during training: any names registered in stylegan_jax.metrics.registry (e.g.
+    # ("fid50k",), ("fid10k", "ppl_wend")), every metrics_every_kimg (0: never). The official
+    # code runs fid50k on every network snapshot. The checkpoint with the best value of
+    # metrics_best (default: the first metric) is kept. Off by default: FID needs the user's
+    # Inception weights file, PPL the LPIPS one.
+    config.metrics = ()
+    config.metrics_every_kimg = 0.0
+    config.metrics_best = ""
+    # How metrics run (training and `stylegan-jax metrics` defaults): weights, batch, PPL
+    # face crop (auto: on for FFHQ and CelebA-HQ names), real-statistics cache ("" = the
+    # user cache ~/.cache/stylegan-jax/fid, shared with `stylegan-jax metrics`).
+    config.eval = ml_collections.ConfigDict(dict(
+        batch_size=64, inception_weights="", inception_mode="nvidia", lpips_weights="",
+        ppl_crop="auto", cache_dir=""))
     return config
 
 
@@ -109,4 +121,26 @@ def table1_config(row: str, dataset: str = "ffhq") -> ml_collections.ConfigDict:
                 table[key] = min(table[key], 0.002)
     elif dataset != "ffhq":
         raise ValueError(f"Table 1 datasets are 'ffhq' and 'celebahq', got {dataset!r}")
+    return config
+
+
+def cpu_demo_config(dataset: str, label_size: int = 0) -> ml_collections.ConfigDict:
+    """Config F scaled down for the bundled 32x32 digit datasets on 2 CPU cores (the demos in
+    ``experiments/``): narrow layers, 128-d latents, R1 gamma 1, growing from 16x16 with 10k
+    images per phase, lr 0.002, EMA half-life 1k images, one style-mixing draw per minibatch,
+    no mirroring (a mirrored digit is not a digit)."""
+    config = paper_config(resolution=32)
+    config.label_size = label_size
+    config.G.update(dict(latent_size=128, dlatent_size=128, mapping_fmaps=128, fmap_base=256,
+                         fmap_max=128, style_mixing_groups=1))
+    config.D.update(dict(fmap_base=256, fmap_max=128))
+    config.dataset.update(dict(name=dataset, data_dir="data", mirror_augment=False))
+    config.loss.r1_gamma = 1.0
+    config.sched.update(dict(lod_initial_resolution=16, lod_training_kimg=10.0,
+                             lod_transition_kimg=10.0, minibatch_base=32, G_lrate_base=0.002,
+                             D_lrate_base=0.002, tick_kimg_base=6.0))
+    for table in ("minibatch_dict", "G_lrate_dict", "D_lrate_dict", "tick_kimg_dict"):
+        config.sched[table] = {}
+    config.G_smoothing_kimg = 1.0
+    config.snapshot_kimg = 30.0
     return config

@@ -324,6 +324,7 @@ class Generator(SynthesisFields, MappingFields):
     truncation_cutoff: int = 8
     dlatent_avg_beta: float = 0.995
     style_mixing_prob: float = 0.9
+    style_mixing_groups: int = 1
 
     @property
     def num_layers(self) -> int:
@@ -394,11 +395,14 @@ class Generator(SynthesisFields, MappingFields):
 
     def _mix_styles(self, w: jax.Array, z: jax.Array, labels: jax.Array | None,
                     current_resolution: int) -> jax.Array:
-        """Official style mixing: one coin flip and one crossover layer per minibatch.
+        """Official style mixing: one coin flip and one crossover layer per group.
 
         With probability ``style_mixing_prob`` a second latent is mapped and layers
         ``>= cutoff`` take it, ``cutoff ~ U{1, ..., cur_layers - 1}`` over the layers active at
-        the current resolution; otherwise nothing changes.
+        the current resolution; otherwise nothing changes. The batch is split into
+        ``style_mixing_groups`` contiguous groups with one draw each: the official code draws
+        once per GPU sub-batch (8 groups in the paper's 8-GPU runs); 1 group is one draw per
+        minibatch.
         """
         if self.is_initializing() and not self.has_rng("mixing"):
             return w
@@ -407,8 +411,14 @@ class Generator(SynthesisFields, MappingFields):
         k_z, k_coin, k_cut = jax.random.split(self.make_rng("mixing"), 3)
         w2 = self.broadcast(self.mapping(jax.random.normal(k_z, z.shape, z.dtype), labels))
         cur_layers = num_style_layers(current_resolution)
-        cutoff = jnp.where(jax.random.uniform(k_coin) < self.style_mixing_prob,
-                           jax.random.randint(k_cut, (), 1, cur_layers), cur_layers)
+        groups, n = self.style_mixing_groups, z.shape[0]
+        if groups < 1 or n % groups:
+            raise ValueError(f"minibatch {n} does not split into style_mixing_groups={groups} "
+                             "equal groups")
+        shape = () if groups == 1 else (groups,)  # () keeps one-group draws as they were
+        cutoff = jnp.where(jax.random.uniform(k_coin, shape) < self.style_mixing_prob,
+                           jax.random.randint(k_cut, shape, 1, cur_layers), cur_layers)
+        cutoff = jnp.repeat(jnp.reshape(cutoff, (-1,)), n // groups)[:, None, None]
         layer = jnp.arange(self.num_layers)[None, :, None]
         return jnp.where(layer < cutoff, w, w2)
 

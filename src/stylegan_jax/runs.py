@@ -10,7 +10,9 @@ and are read from there. The step is resolved once, through one read-only Orbax 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,15 +22,19 @@ from stylegan_jax import parallel
 from stylegan_jax.checkpoint import G_EMA, STATE, Checkpointer, LoopPosition
 from stylegan_jax.models import build_networks
 from stylegan_jax.networks import Generator
+from stylegan_jax.sampling import PhaseGenerator, at_phase, phase_note
 
+log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One checkpoint of a run, ready to sample: ``variables`` are
+    """One checkpoint of a run, ready to sample: ``G`` is the EMA generator at the
+    checkpoint's phase (resolution and fade, output at full size; see
+    :mod:`stylegan_jax.sampling`), ``variables`` are
     ``{'params': EMA params, 'stats': {'w_avg': ...}}`` for ``G.apply``."""
 
     config: ml_collections.ConfigDict
-    G: Generator
+    G: PhaseGenerator
     variables: dict
     step: int
     position: LoopPosition
@@ -67,10 +73,12 @@ def _legacy_ema(ckpt: Checkpointer, step: int, sharding: jax.sharding.Sharding) 
 
 
 def load_run(path: str | Path, step: int | None = None,
-             mesh: jax.sharding.Mesh | None = None) -> Run:
+             mesh: jax.sharding.Mesh | None = None, dtype: Any = jnp.float32) -> Run:
     """Checkpoint ``step`` (images seen; default the latest) of the run at ``path`` (a workdir
     or one checkpoint directory), its EMA generator replicated on ``mesh`` (default: all
-    devices), whatever device count wrote it."""
+    devices), whatever device count wrote it. The generator computes in ``dtype`` (float32
+    whatever the run trained in) at the checkpoint's resolution and fade; a checkpoint saved
+    before the final resolution is logged as such."""
     workdir, step = split_path(path, step)
     if not workdir.is_dir():
         raise FileNotFoundError(f"run directory {workdir} does not exist")
@@ -88,5 +96,9 @@ def load_run(path: str | Path, step: int | None = None,
     finally:
         ckpt.close()
     variables = {"params": ema["params"], "stats": {"w_avg": ema["w_avg"]}}
-    return Run(config, G, variables, step, LoopPosition.from_meta(meta), ckpt.path(step))
+    position = LoopPosition.from_meta(meta)
+    G = at_phase(G, position.resolution, position.fade or 0.0, dtype=dtype)
+    if note := phase_note(G):
+        log.warning("%s: %s", ckpt.path(step), note)
+    return Run(config, G, variables, step, position, ckpt.path(step))
 

@@ -6,7 +6,7 @@ and ``loss`` modules, so the step can be tested and benchmarked without the loop
 The loop is three named steps around a :class:`~stylegan_jax.checkpoint.LoopPosition`:
 :func:`_restore_or_init` (the newest intact checkpoint, or a fresh state),
 :func:`_minibatch_repeats` (``minibatch_repeats`` jitted iterations of one schedule phase) and
-:func:`_end_tick` (statistics, log, grid, periodic FID, checkpoint). The host touches device
+:func:`_end_tick` (statistics, log, grid, periodic metrics, checkpoint). The host touches device
 values only at tick boundaries; in between it only enqueues batches and steps. A run resumes
 from the newest intact checkpoint in its workdir, which it locks for its whole length;
 SIGTERM/SIGINT save a checkpoint and stop cleanly. A tick with non-finite losses or skipped
@@ -46,8 +46,8 @@ from stylegan_jax.data.prepared import open_prepared
 from stylegan_jax.images import to_uint8
 from stylegan_jax.layers import upscale2d
 from stylegan_jax.logs import RunWriter, image_grid
-from stylegan_jax.metrics.frechet import FeatureExtractor
-from stylegan_jax.metrics.periodic import PeriodicFID
+from stylegan_jax.metrics.periodic import PeriodicMetrics
+from stylegan_jax.metrics.registry import Networks
 from stylegan_jax.models import build_networks
 from stylegan_jax.schedule import Phase, ema_beta, training_schedule
 
@@ -74,7 +74,7 @@ class _Loop:
     pipeline: InputPipeline
     iteration: Any
     grid_fn: Any
-    periodic_fid: PeriodicFID | None
+    periodic_metrics: PeriodicMetrics | None
     writer: RunWriter
     stop: StopSignal
     bar: tqdm
@@ -100,26 +100,26 @@ class _Tick:
 
 def train(config: ml_collections.ConfigDict, workdir: str | Path,
           mesh: jax.sharding.Mesh | None = None,
-          fid_extractor: FeatureExtractor | None = None,
+          metric_networks: Networks | None = None,
           allow_config_change: Sequence[str] = ()) -> training.TrainState:
     """Trains (or resumes) the run in ``workdir`` until ``config.total_kimg`` or a stop signal.
     ``allow_config_change`` names config fields (or prefixes, e.g. ``sched``) that may differ
-    from the checkpoint's; ``fid_extractor`` replaces the Inception network of periodic FID
-    (tests). A dataset that is not prepared raises ``DatasetNotPreparedError`` before anything
-    is written."""
+    from the checkpoint's; ``metric_networks`` replaces the networks of the periodic metrics
+    (tests use stand-ins). A dataset that is not prepared raises ``DatasetNotPreparedError``
+    before anything is written."""
     open_prepared(config.dataset.data_dir, config.dataset.name)
     enable_compilation_cache(workdir)
     workdir, mesh = Path(workdir), mesh or parallel.make_mesh()
     with contextlib.ExitStack() as cleanup:
         if jax.process_index() == 0:
             cleanup.enter_context(WorkdirLock(workdir))
-        loop, state, position = _open(config, workdir, mesh, fid_extractor,
+        loop, state, position = _open(config, workdir, mesh, metric_networks,
                                       allow_config_change, cleanup)
         return _run(loop, state, position)
 
 
 def _open(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.Mesh,
-          fid_extractor: FeatureExtractor | None, allow: Sequence[str],
+          metric_networks: Networks | None, allow: Sequence[str],
           cleanup: contextlib.ExitStack) -> tuple[_Loop, training.TrainState, LoopPosition]:
     """Restores or creates the state and builds everything the loop needs."""
     is_main = jax.process_index() == 0
@@ -143,8 +143,8 @@ def _open(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.M
         pipeline=pipeline,
         iteration=training.make_train_iteration(config, G, D, optimizer, mesh),
         grid_fn=training.make_grid_fn(G, mesh),
-        periodic_fid=(PeriodicFID(config, mesh, position.nimg, workdir / "fid_cache",
-                                  fid_extractor) if config.fid.every_kimg > 0 else None),
+        periodic_metrics=(PeriodicMetrics(config, mesh, position.nimg, metric_networks)
+                          if config.metrics_every_kimg > 0 and config.metrics else None),
         writer=cleanup.enter_context(contextlib.closing(RunWriter(
             workdir, enabled=is_main, resume_nimg=position.nimg))),
         stop=cleanup.enter_context(StopSignal()),
@@ -279,7 +279,7 @@ def _nonfinite_total(state: training.TrainState) -> int:
 
 def _end_tick(loop: _Loop, state: training.TrainState, position: LoopPosition, phase: Phase,
               tick: _Tick, done: bool) -> LoopPosition:
-    """Closes a tick: statistics, log, non-finite guard, grid, periodic FID, checkpoint.
+    """Closes a tick: statistics, log, non-finite guard, grid, periodic metrics, checkpoint.
     The only place the host waits for the device; a tick with a non-finite loss or a skipped
     update saves no checkpoint (it is saved at the next finite tick instead)."""
     position = dataclasses.replace(position, tick=position.tick + 1)
@@ -287,12 +287,14 @@ def _end_tick(loop: _Loop, state: training.TrainState, position: LoopPosition, p
     loop.finite = (counters["nonfinite_total"] == tick.start_nonfinite
                and all(math.isfinite(v) for k, v in values.items() if k.startswith("loss/")))
     tick.start_nonfinite = counters["nonfinite_total"]
-    fid = None
-    if loop.periodic_fid is not None and loop.periodic_fid.due(position.nimg, done):
-        fid = loop.periodic_fid(loop.G, {"params": state.g_ema_params,
-                                         "stats": {"w_avg": state.w_avg}},
-                                phase.resolution, phase.fade, position.nimg)
-        values["metrics/fid"] = fid  # over config.fid.num_images images
+    score = None
+    periodic = loop.periodic_metrics
+    if periodic is not None and periodic.due(position.nimg, done):
+        results = periodic(loop.G, {"params": state.g_ema_params,
+                                    "stats": {"w_avg": state.w_avg}},
+                           phase.resolution, phase.fade, position.nimg)
+        values.update({f"metrics/{k}": v for k, v in results.items()})
+        score = periodic.score(results)
     loop.writer.scalars(position.nimg, values)
     loop.bar.set_postfix_str(
         f"{position.nimg / 1000:.1f} kimg, res {phase.resolution} fade {phase.fade:.2f} "
@@ -302,10 +304,10 @@ def _end_tick(loop: _Loop, state: training.TrainState, position: LoopPosition, p
     config = loop.config
     if position.tick % config.image_snapshot_ticks == 0 or done:
         _write_grid(loop, state, position, phase)
-    if (position.tick % config.checkpoint_ticks == 0 or done or fid is not None
+    if (position.tick % config.checkpoint_ticks == 0 or done or score is not None
             or loop.save_pending):
         if loop.finite:
-            _save(loop, state, position, fid)
+            _save(loop, state, position, score)
         else:
             loop.save_pending = True
             log.warning("no checkpoint at %.3f kimg: this tick had non-finite losses or "
@@ -369,7 +371,8 @@ def _write_grid(loop: _Loop, state: training.TrainState, position: LoopPosition,
 
 
 def _save(loop: _Loop, state: training.TrainState, position: LoopPosition,
-          fid: float | None = None) -> None:
+          score: float | None = None) -> None:
     loop.ckpt.save(position.nimg, checkpoint_items(state),
-                   {"position": position.to_meta(), "config": loop.config.to_dict()}, fid=fid)
+                   {"position": position.to_meta(), "config": loop.config.to_dict()},
+                   score=score)
     loop.saved_at, loop.save_pending = position.nimg, False

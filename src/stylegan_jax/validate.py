@@ -72,6 +72,19 @@ def one_of(*options: Any) -> Check:
     return check
 
 
+def metric_names(v: Any) -> str | None:
+    """A list of metric names registered in :mod:`stylegan_jax.metrics.registry`."""
+    from stylegan_jax.metrics import registry
+
+    if isinstance(v, str) or not isinstance(v, (list, tuple)):
+        return "must be a list of metric names, e.g. ('fid50k',)"
+    try:
+        registry.check_names(list(v))
+    except ValueError as e:
+        return f"holds an {e}"
+    return None
+
+
 def per_resolution(value_check: Check) -> Check:
     """A ``{resolution: value}`` dict (the schedule's ``*_dict`` fields, keys as strings)."""
     def check(v: Any) -> str | None:
@@ -122,8 +135,10 @@ RULES: dict[str, Check] = {
     "seed": integer(0, 2**32 - 1), "image_snapshot_ticks": integer(1),
     "checkpoint_ticks": integer(1), "keep_checkpoints": integer(1), "snapshot_kimg": POSITIVE,
     "grid_size": integer(1),
-    "fid.every_kimg": NONNEGATIVE, "fid.num_images": integer(2), "fid.batch_size": integer(1),
-    "fid.inception_mode": one_of("nvidia", "pytorch_fid"),
+    "G.style_mixing_groups": integer(1),
+    "metrics": metric_names, "metrics_every_kimg": NONNEGATIVE,
+    "eval.batch_size": integer(1), "eval.inception_mode": one_of("nvidia", "pytorch_fid"),
+    "eval.ppl_crop": one_of("auto", "on", "off"),
 }
 
 

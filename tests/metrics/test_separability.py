@@ -58,8 +58,9 @@ def test_linear_separability_on_tiny_generator(tiny_generator):
 
 def test_digits_classifier_recognises_the_digits():
     from stylegan_jax.data.builders import digits_arrays
+    from stylegan_jax.data.digits_attributes import digits_classifier
 
-    classify = ls.digits_classifier()
+    classify = digits_classifier()
     images, labels = digits_arrays()
     probs = classify(jnp.asarray(from_uint8(images[::5])))
     assert probs.shape == (len(labels[::5]), 10)

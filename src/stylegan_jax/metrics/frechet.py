@@ -229,6 +229,16 @@ def array_stats(images: np.ndarray, extractor: FeatureExtractor, *, batch_size: 
     return _batches_stats(batches(), extractor, mesh, len(images), "fid: reals")
 
 
+def real_stats_key(data_dir: str | os.PathLike, dataset_name: str, num_images: int,
+                   mirror: bool, seed: int, feature_id: str) -> str:
+    """The one cache file name of real statistics: dataset directory and name, image count,
+    mirror, shuffle seed and the feature extractor's id."""
+    key = json.dumps([os.fspath(Path(data_dir).absolute()), dataset_name, num_images, mirror,
+                      seed, feature_id])
+    digest = hashlib.md5(key.encode()).hexdigest()[:16]
+    return f"{dataset_name.replace('/', '-')}-{num_images}-{digest}.npz"
+
+
 def dataset_stats(data_dir: str | os.PathLike, dataset_name: str,
                   extractor: FeatureExtractor, *, num_images: int = 50000,
                   mirror: bool = True, seed: int = 0, batch_size: int = 64,
@@ -243,10 +253,8 @@ def dataset_stats(data_dir: str | os.PathLike, dataset_name: str,
     mesh = mesh if mesh is not None else parallel.make_mesh()
     path = None
     if cache_dir is not None:
-        key = json.dumps([os.fspath(Path(data_dir).absolute()), dataset_name, num_images,
-                          mirror, seed, cache_key])
-        digest = hashlib.md5(key.encode()).hexdigest()[:16]
-        path = Path(cache_dir) / f"{dataset_name.replace('/', '-')}-{num_images}-{digest}.npz"
+        path = Path(cache_dir) / real_stats_key(data_dir, dataset_name, num_images, mirror,
+                                                seed, cache_key)
         if path.is_file():
             return Stats.load(path)
     with InputPipeline(data_dir, dataset_name, mesh=mesh, seed=seed, mirror=mirror) as reals:

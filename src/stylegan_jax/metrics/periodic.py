@@ -1,91 +1,94 @@
-"""FID during training: evaluated every ``config.fid.every_kimg`` on the EMA generator.
+"""Metrics during training: ``config.metrics`` every ``config.metrics_every_kimg`` on the EMA
+generator, through the same driver as ``stylegan-jax metrics`` (:func:`.registry.evaluate`).
 
 During progressive growing the generator is evaluated as the official Gs is: at the current
-phase's resolution and fade, nearest-upsampled to the full resolution. Real statistics are
-computed once per run (cached on disk), generated latents use a fixed seed so successive
-values are comparable.
+phase's resolution and fade, upsampled to the full resolution, in float32 whatever the
+training dtype. Real statistics go to the same cache as the CLI's (same key), generated
+samples use ``config.seed`` so that successive values are comparable.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import jax
 import ml_collections
 
-from stylegan_jax.layers import upscale2d
-from stylegan_jax.metrics import frechet as fid_lib
-from stylegan_jax.metrics import inception as inception_lib
+from stylegan_jax.metrics import registry
+from stylegan_jax.metrics import run as run_lib
 from stylegan_jax.networks import Generator
+from stylegan_jax.sampling import at_phase
 
 
-@dataclasses.dataclass(frozen=True)
-class PhaseGenerator:
-    """``Generator`` at one progressive-growing phase with full-resolution output; hashable so
-    the compiled sampling step is reused while the phase lasts."""
-
-    generator: Generator
-    resolution: int
-    fade: float
-
-    @property
-    def latent_size(self) -> int:
-        return self.generator.latent_size
-
-    @property
-    def label_size(self) -> int:
-        return self.generator.label_size
-
-    def apply(self, variables: Any, z: jax.Array, labels: jax.Array | None = None, *,
-              rngs: dict | None = None) -> jax.Array:
-        images = self.generator.apply(variables, z, labels, current_resolution=self.resolution,
-                                      fade=self.fade, rngs=rngs)
-        return upscale2d(images, self.generator.resolution // self.resolution)
+def networks_for(config: ml_collections.ConfigDict) -> registry.Networks:
+    """The metric networks ``config.eval`` names (loaded on first use)."""
+    return registry.Networks(inception_weights=config.eval.inception_weights or None,
+                             inception_mode=config.eval.inception_mode,
+                             lpips_weights=config.eval.lpips_weights or None)
 
 
-class PeriodicFID:
-    """Decides when FID is due and computes it (``config.fid``: ``every_kimg``,
-    ``num_images``, ``batch_size``, ``inception_weights``, ``inception_mode``).
+def cache_dir(config: ml_collections.ConfigDict) -> Path:
+    return Path(config.eval.cache_dir).expanduser() if config.eval.cache_dir else \
+        registry.DEFAULT_CACHE
 
-    The Inception weights are loaded when this is built, so a missing file fails before any
-    training. ``extractor`` replaces the Inception network (tests use a cheap stand-in).
-    """
+
+class PeriodicMetrics:
+    """Decides when ``config.metrics`` are due and computes them. The networks they need are
+    loaded when this is built, so a missing weights file fails before any training.
+    ``networks`` replaces them (tests use cheap stand-ins)."""
 
     def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
-                 start_nimg: int, cache_dir: str | Path,
-                 extractor: fid_lib.FeatureExtractor | None = None):
+                 start_nimg: int, networks: registry.Networks | None = None):
         self.config = config
         self.mesh = mesh
-        self.interval = int(config.fid.every_kimg * 1000)
+        self.names = list(config.metrics)
+        if not self.names:
+            raise ValueError("config.metrics names no metric to evaluate")
+        self.interval = int(config.metrics_every_kimg * 1000)
         if self.interval <= 0:
-            raise ValueError("config.fid.every_kimg must be positive to evaluate FID")
-        self.extractor = extractor or inception_lib.InceptionFeatures(
-            inception_lib.load_inception(config.fid.inception_weights or None),
-            config.fid.inception_mode)
-        self.cache_dir = Path(cache_dir)
+            raise ValueError("config.metrics_every_kimg must be positive to evaluate metrics")
+        best = config.metrics_best or self.names[0]
+        if best not in self.names:
+            raise ValueError(f"config.metrics_best {best!r} is not in config.metrics "
+                             f"{self.names}")
+        self.best = registry.get(best)
+        self.networks = networks or networks_for(config)
+        run_lib.add_run_classifiers(self.networks, config, self.names)
+        for name in self.names:
+            for need in ("classifier", "digits"):
+                if need in registry.get(name).needs and (why := self.networks.missing(need)):
+                    raise ValueError(f"config.metrics: {name} cannot run: {why}")
+        self.networks.load(registry.needs_of(self.names))
+        self.reals = run_lib.real_data(config)
+        self.ppl_crop = run_lib.ppl_crop(config.eval.ppl_crop, config.dataset.name)
         self._bucket = start_nimg // self.interval
-        self._reals: fid_lib.Stats | None = None
 
     def due(self, nimg: int, done: bool) -> bool:
         """True at the first tick past each multiple of the interval, and at the end."""
         return nimg // self.interval != self._bucket or done
 
+    def score(self, results: dict[str, float]) -> float:
+        """The checkpoint-ranking score of ``results`` (lower is better)."""
+        value = results[self.best.key]
+        return value if self.best.lower_is_better else -value
+
     def __call__(self, G: Generator, variables: Any, resolution: int, fade: float,
-                 nimg: int) -> float:
-        """FID of ``G`` at the phase's current ``resolution`` and ``fade``, ``nimg`` images
-        into training."""
-        fid = self.config.fid
-        if self._reals is None:
-            self._reals = fid_lib.dataset_stats(
-                self.config.dataset.data_dir, self.config.dataset.name, self.extractor,
-                num_images=fid.num_images, mirror=self.config.dataset.mirror_augment,
-                seed=self.config.seed, batch_size=fid.batch_size, mesh=self.mesh,
-                cache_dir=self.cache_dir,
-                cache_key=f"{fid.inception_mode}:{fid.inception_weights}:{self.extractor.dim}")
+                 nimg: int) -> dict[str, float]:
+        """``{key: value}`` of every metric for ``G`` at the phase's current ``resolution``
+        and ``fade``, ``nimg`` images into training, plus each metric's numeric options as
+        ``NAME/option`` (``num_samples``, ``ppl_crop`` as 0 or 1) so that the log records how
+        it was run."""
         self._bucket = nimg // self.interval
-        generator = PhaseGenerator(G, resolution, float(fade))
-        return fid_lib.fid(generator, variables, self._reals, self.extractor,
-                           num_images=fid.num_images, batch_size=fid.batch_size,
-                           seed=self.config.seed, mesh=self.mesh)
+        options: dict[str, float] = {}
+
+        def record(name: str, values: dict[str, float], opts: dict[str, Any]) -> None:
+            options.update({f"{name}/{k}": float(v) for k, v in opts.items()
+                            if isinstance(v, bool | int | float)})
+
+        results = registry.evaluate(
+            self.names, at_phase(G, resolution, float(fade)), variables,
+            self.reals, networks=self.networks, cache_dir=cache_dir(self.config),
+            batch_size=self.config.eval.batch_size, seed=self.config.seed, mesh=self.mesh,
+            ppl_crop=self.ppl_crop, on_result=record)
+        return {**results, **options}

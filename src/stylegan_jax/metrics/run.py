@@ -1,128 +1,162 @@
-"""Metrics of a trained run: ``run_metrics(workdir, step, names)`` behind ``stylegan-jax metrics``.
+"""Metrics of a run, the glue between runs and the one driver (:mod:`.registry`):
+``run_metrics(workdir, step, names)`` behind ``stylegan-jax metrics``, and the inputs that both
+it and the training loop derive from a run's config (real data, classifier, PPL crop).
 
-Loads the EMA generator of a checkpoint, computes the requested metrics and appends one JSON
-line per metric to ``workdir/metrics.jsonl`` (``{"nimg": step, "time": ..., name: value}``,
-the format of the training logs).
-
-Names: ``fid<N>k`` (e.g. ``fid50k``: N thousand generated images vs as many reals),
-``ppl_{z,w}{full,end}`` (100k samples), ``ls`` (200k samples, 100k kept; only for digits
-runs unless a ``classifier`` is passed), ``modes`` (26k samples: modes covered of 1,000 and
-their KL to the real distribution, for runs on ``stacked_digits``).
+Loads the checkpoint's EMA generator at its own resolution and fade in float32
+(:func:`stylegan_jax.runs.load_run`), calls :func:`.registry.evaluate` and appends one JSON
+line per metric to ``workdir/metrics.jsonl`` as soon as it is computed
+(``{"nimg": step, "time": ..., "metric": name, name: value, "num_samples": ..., ...}``).
+``modes`` (mode coverage of 1,000, for ``stacked_digits`` runs) is computed by default for
+those runs.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from stylegan_jax.data import digits_classifier as digits_classifier_lib
-from stylegan_jax.metrics import frechet as fid_lib
-from stylegan_jax.metrics import inception as inception_lib
-from stylegan_jax.metrics import lpips as lpips_lib
-from stylegan_jax.metrics import modes as modes_lib
-from stylegan_jax.metrics import path_length as ppl_lib
+import ml_collections
+
+from stylegan_jax.metrics import registry
 from stylegan_jax.metrics import separability as ls_lib
 
-DEFAULT_CACHE = Path("~/.cache/stylegan-jax/fid").expanduser()
-_PPL = re.compile(r"ppl_([zw])(full|end)$")
-_FID = re.compile(r"fid(\d+)k$")
+DEFAULT_CACHE = registry.DEFAULT_CACHE
+PPL_CROP = ("auto", "on", "off")
+CROPPED_DATASETS = ("ffhq", "celeba")  # dataset names PPL crops to the face region under auto
 
 
-def check_names(names: list[str]) -> None:
+def check_names(names: Sequence[str]) -> None:
     """Raises ``ValueError`` for an unknown metric name."""
-    bad = [n for n in names if not (_PPL.match(n) or _FID.match(n) or n in ("ls", "modes"))]
-    if bad:
-        raise ValueError(f"unknown metrics {bad}; use fid<N>k (e.g. fid50k), "
-                         "ppl_zfull, ppl_wfull, ppl_zend, ppl_wend, ls, modes")
+    registry.check_names(names)
 
 
-def run_metrics(workdir: str | os.PathLike, step: int | None, metric_names: list[str], *,
+def ppl_crop(choice: str, dataset_name: str) -> bool:
+    """``--ppl_crop``: 'on', 'off', or 'auto' = on for FFHQ and CelebA-HQ datasets (names that
+    start with ``ffhq`` or contain ``celeba``). The official code always crops."""
+    if choice not in PPL_CROP:
+        raise ValueError(f"ppl_crop must be one of {PPL_CROP}, got {choice!r}")
+    if choice == "auto":
+        name = dataset_name.lower()
+        return name.startswith("ffhq") or "celeba" in name
+    return choice == "on"
+
+
+def real_data(config: ml_collections.ConfigDict,
+              data_dir: str | os.PathLike | None = None) -> registry.RealData:
+    """The real images of a run, streamed as training streams them."""
+    dataset = config.dataset
+    return registry.RealData(os.fspath(data_dir if data_dir is not None else dataset.data_dir),
+                             dataset.name, bool(dataset.mirror_augment), int(config.seed))
+
+
+def run_classifier(config: ml_collections.ConfigDict) -> ls_lib.Classifier | None:
+    """The attribute classifier a run brings for ``ls``: digits runs the digits one."""
+    if not config.dataset.name.startswith("digits"):
+        return None
+    from stylegan_jax.data.digits_attributes import digits_classifier
+
+    return digits_classifier()
+
+
+def default_names(config: ml_collections.ConfigDict) -> list[str]:
+    """The metrics worth computing for a run by default (``modes`` for stacked digits)."""
+    names = [n for n in registry.DEFAULT_NAMES if n != "modes"]
+    return names + ["modes"] if config.dataset.name.startswith("stacked_digits") else names
+
+
+def add_run_classifiers(networks: registry.Networks, config: ml_collections.ConfigDict,
+                        names: Sequence[str]) -> None:
+    """Gives ``networks`` the classifiers the run brings for ``names``: the digits attribute
+    classifier (``ls`` on digits), the digit classifier (``modes``)."""
+    needs = registry.needs_of(names)
+    if "classifier" in needs and networks.classifier is None:
+        networks.classifier = run_classifier(config)
+    if "digits" in needs and networks.digits is None:
+        from stylegan_jax.data.digits_classifier import digits_classifier
+
+        networks.digits = digits_classifier()
+
+
+def jsonl_writer(workdir: str | os.PathLike, nimg: int
+                 ) -> Callable[[str, dict[str, float], dict[str, Any]], None]:
+    """An ``on_result`` for :func:`.registry.evaluate`: one ``metrics.jsonl`` line per metric."""
+    def write(name: str, values: dict[str, float], options: dict[str, Any]) -> None:
+        import jax
+
+        if jax.process_index() != 0:
+            return
+        record = registry.result_record(nimg, name, values, options, time.time())
+        with open(Path(workdir) / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    return write
+
+
+def run_metrics(workdir: str | os.PathLike, step: int | None,
+                metric_names: Sequence[str] | None = None, *,
                 inception_weights: str | os.PathLike | None = None,
                 inception_mode: str = "nvidia",
                 lpips_weights: str | os.PathLike | None = None,
                 data_dir: str | os.PathLike | None = None, batch_size: int = 64,
                 seed: int = 0, cache_dir: str | os.PathLike | None = DEFAULT_CACHE,
-                num_samples: int | None = None,
-                classifier: ls_lib.Classifier | None = None,
-                dataset_name: str | None = None) -> dict[str, Any]:
-    """Computes ``metric_names`` for checkpoint ``step`` (None: latest) of ``workdir`` and
-    appends them to ``workdir/metrics.jsonl``; returns ``{name: value}`` (``ls`` gives
-    ``ls_z`` and ``ls_w``). ``num_samples`` overrides every metric's sample count (quick
-    checks). Weights default to ``$STYLEGAN_JAX_INCEPTION`` / ``$STYLEGAN_JAX_LPIPS``.
+                ppl_crop_choice: str = "auto", num_samples: int | None = None,
+                classifier: ls_lib.Classifier | None = None, dataset_name: str | None = None,
+                networks: registry.Networks | None = None,
+                on_skip: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+    """Computes ``metric_names`` (None: every default metric the run can compute, see
+    :data:`.registry.DEFAULT_NAMES`) for checkpoint ``step`` (None: latest) of ``workdir``,
+    at the checkpoint's resolution and fade, in float32; each result is appended to
+    ``workdir/metrics.jsonl`` as soon as it is computed. Returns ``{key: value}``.
     ``workdir`` may also be an official StyleGAN ``.pkl`` (its Gs; results are returned, not
-    written); ``dataset_name`` overrides ``config.dataset.name`` (the FID reals, the PPL crop)."""
+    written); ``dataset_name`` overrides ``config.dataset.name`` (the FID reals, the PPL crop);
+    ``num_samples`` overrides every metric's sample count; ``classifier`` is the ``ls``
+    attribute classifier (e.g. the official CelebA-HQ ones). ``networks`` replaces the weight
+    flags (stand-ins in tests); metrics left out of the default list are reported to
+    ``on_skip(name, why)``."""
     from stylegan_jax.runs import load_run  # checkpoint loading stays out of metric modules
 
-    check_names(metric_names)
+    if metric_names is not None:
+        check_names(metric_names)
     if Path(workdir).suffix == ".pkl" and not Path(workdir).is_dir():
         from stylegan_jax.generate import load
 
-        model, step = load(workdir, step), None
+        model, nimg = load(workdir, step), None
         config, generator, variables = model.config, model.G, model.variables
     else:
         run = load_run(workdir, step)
-        config, generator, variables, step = run.config, run.G, run.variables, run.step
-    dataset = config.dataset
+        config, generator, variables, nimg = run.config, run.G, run.variables, run.step
     if dataset_name:
-        dataset.name = dataset_name
-    data_dir = data_dir if data_dir is not None else dataset.data_dir
-    is_digits = dataset.name.startswith("digits")
-    if "ls" in metric_names and classifier is None:
-        if not is_digits:
-            raise ValueError("ls needs attribute classifiers: the official CelebA-HQ ones "
-                             "cannot be shipped; call run_metrics(..., classifier=...) from "
-                             "Python (digits runs use the bundled digits classifier)")
-        classifier = ls_lib.digits_classifier()
-
-    results: dict[str, Any] = {}
-    extractor = lpips_params = None
-    for name in metric_names:
-        if m := _FID.match(name):
-            if extractor is None:
-                extractor = inception_lib.InceptionFeatures(
-                    inception_lib.load_inception(inception_weights), inception_mode)
-            n = num_samples or int(m.group(1)) * 1000
-            weights_id = os.fspath(inception_weights or os.environ.get(
-                inception_lib.INCEPTION_ENV, ""))
-            reals = fid_lib.dataset_stats(
-                data_dir, dataset.name, extractor, num_images=n,
-                mirror=dataset.mirror_augment, seed=config.seed, batch_size=batch_size,
-                cache_dir=cache_dir, cache_key=f"{inception_mode}:{Path(weights_id).name}")
-            values = {name: fid_lib.fid(generator, variables, reals, extractor, num_images=n,
-                                        batch_size=batch_size, seed=seed)}
-        elif m := _PPL.match(name):
-            if lpips_params is None:
-                lpips_params = lpips_lib.load_lpips(lpips_weights)
-            values = {name: ppl_lib.ppl(
-                generator, variables, lpips_params, space=m.group(1), sampling=m.group(2),
-                num_samples=num_samples or 100000, crop=dataset.name.startswith("ffhq"),
-                batch_size=batch_size, seed=seed)}
-        elif name == "modes":
-            values = modes_lib.mode_coverage(
-                modes_lib.generator_sampler(generator, variables),
-                digits_classifier_lib.digits_classifier(), num_samples=num_samples or 26000,
-                batch_size=batch_size, seed=seed)
-        else:
-            n = num_samples or 200000
-            values = ls_lib.linear_separability(
-                generator, variables, classifier, num_samples=n, num_keep=n // 2,
-                batch_size=batch_size, seed=seed)
-        if step is not None:
-            write_results(workdir, step, values)
-        results.update(values)
-    return results
-
-
-def write_results(workdir: str | os.PathLike, step: int, values: dict[str, float]) -> None:
-    """Appends ``{"nimg": step, "time": ..., **values}`` to ``workdir/metrics.jsonl``."""
-    import jax
-
-    if jax.process_index() != 0:
-        return
-    record = {"nimg": step, "time": time.time(), **{k: float(v) for k, v in values.items()}}
-    with open(Path(workdir) / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
+        config = ml_collections.ConfigDict(config.to_dict())
+        config.dataset.name = dataset_name
+    crop = ppl_crop(ppl_crop_choice, config.dataset.name)
+    if networks is None:
+        networks = registry.Networks(inception_weights=inception_weights,
+                                     inception_mode=inception_mode, lpips_weights=lpips_weights)
+    if classifier is not None:
+        networks.classifier = classifier
+    add_run_classifiers(networks, config,
+                        default_names(config) if metric_names is None else metric_names)
+    if metric_names is None:
+        metric_names, skipped = registry.computable(default_names(config), networks)
+        for name, why in skipped.items():
+            if on_skip is not None:
+                on_skip(name, why)
+        if not metric_names:
+            raise ValueError("no metric can be computed for this run: "
+                             + "; ".join(f"{n}: {w}" for n, w in skipped.items()))
+    else:
+        for name in metric_names:
+            if "classifier" in registry.get(name).needs and networks.classifier is None:
+                raise ValueError(f"{name} needs attribute classifiers: the official CelebA-HQ "
+                                 "ones cannot be shipped; pass registry.Networks(classifier="
+                                 "...) from Python (digits runs use the bundled digits "
+                                 "classifier)")
+    return registry.evaluate(
+        metric_names, generator, variables, real_data(config, data_dir), networks=networks,
+        cache_dir=cache_dir, batch_size=batch_size, seed=seed, ppl_crop=crop,
+        num_samples=num_samples,
+        on_result=None if nimg is None else jsonl_writer(workdir, nimg))

@@ -6,7 +6,8 @@ confident samples, fit ``sklearn.svm.LinearSVC()`` (defaults) on z and, separate
 compute the conditional entropy H(label | SVM prediction) of the 2x2 joint distribution.
 Score = exp(sum of the entropies in nats) (= the official 2^(sum in bits)), as ``ls_z`` and
 ``ls_w``. The official face classifiers (40 CelebA-HQ networks) cannot be shipped: pass your
-own ``classifier``; :func:`digits_classifier` serves the bundled digits demo.
+own ``classifier``; :func:`stylegan_jax.data.digits_attributes.digits_classifier` serves the
+bundled digits demo.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import numpy as np
 from jax.sharding import Mesh
 
 from stylegan_jax import parallel
-from stylegan_jax.images import box_mean, from_uint8
 from stylegan_jax.metrics import progress
 from stylegan_jax.metrics.frechet import random_labels
 
@@ -116,28 +116,3 @@ def linear_separability(generator: nn.Module, variables: Any, classifier: Classi
                                     batch_size=batch_size, seed=seed, mesh=mesh)
     return {"ls_z": separability_score(z, probs, num_keep),
             "ls_w": separability_score(w, probs, num_keep)}
-
-
-def _digit_features(images: np.ndarray) -> np.ndarray:
-    """[-1, 1] 32x32 images -> the 8x8 grey values 0..16 of sklearn's digits, flattened."""
-    grey = np.asarray(images, np.float64).mean(axis=-1, keepdims=True)
-    small = box_mean(grey, grey.shape[1] // 8)
-    return ((small + 1) * 8).reshape(len(grey), 64)
-
-
-def digits_classifier() -> Classifier:
-    """Ten one-vs-rest digit attributes for the digits demo: a logistic regression trained on
-    the bundled digits (as prepared: 32x32 RGB), applied to images box-downsampled to 8x8.
-    Returns P(digit = k) for k = 0..9 per image."""
-    from sklearn.linear_model import LogisticRegression
-
-    from stylegan_jax.data.builders import digits_arrays
-
-    images, labels = digits_arrays()
-    model = LogisticRegression(max_iter=5000).fit(
-        _digit_features(from_uint8(images)), labels)
-
-    def classify(batch: jax.Array) -> np.ndarray:
-        return model.predict_proba(_digit_features(jax.device_get(batch)))
-
-    return classify
