@@ -127,3 +127,34 @@ def test_two_hosts_get_disjoint_equal_shards(data_dir, mesh):
 def test_batch_must_split_over_devices(data_dir, mesh):
     with open_pipeline(data_dir, mesh) as pipe, pytest.raises(ValueError, match="8 devices"):
         pipe.next_batch(12)
+
+
+def test_device_prefetch_keeps_the_stream_and_position(data_dir, mesh):
+    """Batches transferred ahead (also of a size then not asked for) change nothing: the same
+    images, flags and position as the plain stream."""
+    sizes = [16, 16, 8, 32, 16]
+    expected, expected_flips, expected_position = stream(data_dir, mesh, sizes, seed=6)
+    with open_pipeline(data_dir, mesh, seed=6, device_prefetch=2) as pipe:
+        got = []
+        guesses = [16, 16, 16, 32, 8]  # the third guess is wrong: its batches are re-read
+        for size, guess in zip(sizes, guesses, strict=True):
+            got.append(ids_and_flips(pipe.next_batch(size)["image"]))
+            pipe.prefetch_to_device(guess)
+        position = pipe.position
+    np.testing.assert_array_equal(np.concatenate([i for i, _ in got]), expected)
+    np.testing.assert_array_equal(np.concatenate([f for _, f in got]), expected_flips)
+    assert position == expected_position == sum(sizes)
+
+
+def test_with_flips_hands_over_unmirrored_images_and_their_flags(data_dir, mesh):
+    ids, flips, _ = stream(data_dir, mesh, [16, 16], seed=7)
+    with open_pipeline(data_dir, mesh, seed=7) as pipe:
+        pipe.prefetch_to_device(16)
+        batches = [pipe.next_batch(16, with_flips=True) for _ in range(2)]
+    raw_ids, raw_flipped = ids_and_flips(jnp.concatenate([b["image"] for b in batches]))
+    assert not raw_flipped.any()
+    np.testing.assert_array_equal(raw_ids, ids)
+    np.testing.assert_array_equal(np.concatenate([np.asarray(b["flip"]) for b in batches]),
+                                  flips)
+    with open_pipeline(data_dir, mesh, seed=7, mirror=False) as pipe:
+        assert set(pipe.next_batch(16, with_flips=True)) == {"image", "label"}

@@ -160,3 +160,20 @@ def test_grey_reals_for_one_channel_training(mesh8, config16):
     b["image"] = jax.device_put(images, parallel.data_sharding(mesh8))
     _, metrics = iteration(state, b, 0, 0.0, 1e-3, 1e-3, 0.9, resolution=16)
     assert np.isfinite(host(metrics)["loss/D"])
+
+
+def test_flip_flags_mirror_inside_the_iteration(mesh8, config16):
+    """A batch with ``flip`` flags steps exactly like the same batch mirrored beforehand
+    (reference: numpy's reversed width axis on the flagged images)."""
+    _, _, _, state, iteration = setup(config16, mesh8)
+    data = batch(mesh8)
+    flips = np.array([True, False, False, True, True, False, True, False])
+    mirrored = host(data["image"]).copy()
+    mirrored[flips] = mirrored[flips][:, :, ::-1]
+    sharding = parallel.data_sharding(mesh8)
+    pre = {"image": jax.device_put(mirrored, sharding), "label": data["label"]}
+    flagged = {**data, "flip": jax.device_put(flips, sharding)}
+    copy = jax.tree.map(jnp.copy, state)  # the iteration donates its state
+    a, metrics_a = iteration(state, pre, 1, 0.5, 1e-3, 1e-3, 0.9, resolution=16)
+    b, metrics_b = iteration(copy, flagged, 1, 0.5, 1e-3, 1e-3, 0.9, resolution=16)
+    jax.tree.map(np.testing.assert_array_equal, host((a, metrics_a)), host((b, metrics_b)))

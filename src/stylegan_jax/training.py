@@ -27,6 +27,7 @@ import ml_collections
 import optax
 
 from stylegan_jax import losses, parallel
+from stylegan_jax.data.pipeline import mirror
 from stylegan_jax.images import downsample_to
 from stylegan_jax.layers import downscale2d, upscale2d
 from stylegan_jax.networks import Discriminator, Generator
@@ -209,7 +210,9 @@ def make_train_iteration(config: ml_collections.ConfigDict, G: Generator, D: Dis
                          optimizer: optax.GradientTransformation, mesh: jax.sharding.Mesh
                          ) -> Callable:
     """``iteration(state, batch, step, fade, g_lr, d_lr, ema_beta, *, resolution)`` ->
-    ``(state, metrics)``, jitted with the state donated."""
+    ``(state, metrics)``, jitted with the state donated. ``batch`` holds ``image`` and
+    ``label`` and, from ``InputPipeline.next_batch(..., with_flips=True)``, the mirror flags
+    ``flip`` applied here, so that one minibatch is one dispatch."""
     replicated = parallel.replicated_sharding(mesh)
     generate = functools.partial(_fakes, G, parallel.data_sharding(mesh))
 
@@ -231,7 +234,10 @@ def make_train_iteration(config: ml_collections.ConfigDict, G: Generator, D: Dis
         k_fake_d, k_gp, k_fake_g = jax.random.split(key, 3)
         batch_size = batch["image"].shape[0]
         labels = jax.nn.one_hot(batch["label"], G.label_size) if G.label_size else None
-        reals = prepare_reals(batch["image"], resolution, fade, config.num_channels)
+        images = batch["image"]
+        if "flip" in batch:  # mirror_augment in this dispatch (InputPipeline's with_flips)
+            images = mirror(images, batch["flip"])
+        reals = prepare_reals(images, resolution, fade, config.num_channels)
         r1_scale = r1_resolution_scale(config, resolution)
 
         # D step (with the G EMA update, as the official D_train_op + Gs_update_op).

@@ -253,12 +253,14 @@ def _enter_phase(loop: _Loop, state: training.TrainState, position: LoopPosition
 def _minibatch_repeats(loop: _Loop, state: training.TrainState, position: LoopPosition,
                        phase: Phase, tick: _Tick) -> tuple[training.TrainState, LoopPosition]:
     """Up to ``config.minibatch_repeats`` iterations at ``phase`` (fewer at the end or on a
-    stop signal); their metrics stay on device in ``tick``."""
+    stop signal), one dispatch each (the mirror runs inside the iteration); their metrics
+    stay on device in ``tick``. Right after each dispatch the next batch (of the size the
+    schedule will ask for) starts its transfer, so it is on the device before its step."""
     config = loop.config
     beta = ema_beta(phase.minibatch, config.G_smoothing_kimg)
     step, nimg = position.step, position.nimg
     for _ in range(config.minibatch_repeats):
-        batch = loop.pipeline.next_batch(phase.minibatch)
+        batch = loop.pipeline.next_batch(phase.minibatch, with_flips=True)
         state, metrics = loop.iteration(state, batch, step, phase.fade, phase.G_lrate,
                                         phase.D_lrate, beta, resolution=phase.resolution)
         step, nimg = step + 1, nimg + phase.minibatch
@@ -266,6 +268,8 @@ def _minibatch_repeats(loop: _Loop, state: training.TrainState, position: LoopPo
         loop.bar.update(min(phase.minibatch, max(loop.total_nimg - loop.bar.n, 0)))
         if nimg >= loop.total_nimg or loop.stop:
             break
+        loop.pipeline.prefetch_to_device(training_schedule(
+            nimg, config.sched, config.resolution, loop.mesh.size).minibatch)
     return state, dataclasses.replace(position, step=step, nimg=nimg)
 
 

@@ -12,6 +12,8 @@
 * Mirror augmentation (per-sample horizontal flip, p=0.5), fixed by seed and position. The
   flags travel with the host batch and the flip runs on the device: a reversed-stride numpy
   copy costs ~20x a plain one (0.2 ms per 256x256 image), on the accelerator it is free.
+  ``next_batch(..., with_flips=True)`` hands the flags over instead, so that a jitted consumer
+  (the training iteration) applies :func:`mirror` inside its own dispatch.
 * Throughput: records are raw uint8, so "decoding" is a protobuf parse plus a memcpy
   (~0.3 ms per 256x256 image on one core of this 2-core machine, dominated by the
   array_record read). A producer thread keeps ``prefetch`` host batches in flight; each batch
@@ -19,11 +21,14 @@
   array. Array-record reads and numpy copies release the GIL, so this scales with cores and
   disk bandwidth.
 * ``make_array_from_process_local_data`` turns the host batches into one global array sharded
-  along the mesh ``'data'`` axis; the device transfer is asynchronous.
+  along the mesh ``'data'`` axis (each host transfers its own share); the transfer is
+  asynchronous. :meth:`InputPipeline.prefetch_to_device` starts the next ``device_prefetch``
+  transfers ahead of use: called right after a step is dispatched, they overlap that step.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import queue
 import threading
@@ -39,9 +44,13 @@ from stylegan_jax.data.order import GlobalOrder, host_slice
 from stylegan_jax.data.prepared import open_prepared
 
 
-@jax.jit
-def _mirror(images: jax.Array, flips: jax.Array) -> jax.Array:
+def mirror(images: jax.Array, flips: jax.Array) -> jax.Array:
+    """Horizontally flips the images ``[B, H, W, C]`` whose flag in ``flips`` ``[B]`` is set
+    (official ``mirror_augment``: ``tf.where(mask < 0.5, x, tf.reverse(x, axis=[3]))``)."""
     return jnp.where(flips[:, None, None, None], images[:, :, ::-1], images)
+
+
+_mirror = jax.jit(mirror)
 
 
 class _Stream:
@@ -87,15 +96,17 @@ class InputPipeline:
 
     ``dataset_name`` is what ``prepare`` printed (``"digits"``, ``"ffhq/256"``,
     ``"image_folder/256_crop"``). ``process_index``/``process_count`` default to JAX's and are
-    injectable to simulate hosts in tests. Use as a context manager or call ``close()``.
+    injectable to simulate hosts in tests. ``device_prefetch`` is how many global batches
+    :meth:`prefetch_to_device` keeps transferred ahead of use. Use as a context manager or
+    call ``close()``.
     Raises ``DatasetNotPreparedError`` (saying how to prepare it) if the dataset is not there.
     """
 
     def __init__(self, data_dir: str | os.PathLike, dataset_name: str, *,
                  mesh: Mesh | None = None, seed: int = 0, mirror: bool = True,
                  start_image: int = 0, split: str = "train", workers: int | None = None,
-                 prefetch: int = 4, process_index: int | None = None,
-                 process_count: int | None = None):
+                 prefetch: int = 4, device_prefetch: int = 1,
+                 process_index: int | None = None, process_count: int | None = None):
         prepared = open_prepared(data_dir, dataset_name)
         self._source = prepared.builder.as_data_source(split)
         self.num_examples = len(self._source)
@@ -108,8 +119,12 @@ class InputPipeline:
         self._workers = workers or min(32, os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="input")
         self._prefetch = prefetch
-        self._position = start_image
+        self._position = start_image  # images handed out
+        self._read_position = start_image  # images read from the host stream
         self._stream: _Stream | None = None
+        self._device_prefetch = device_prefetch
+        self._on_device: collections.deque[tuple[int, dict[str, jax.Array]]] = \
+            collections.deque()
 
     @property
     def position(self) -> int:
@@ -120,33 +135,78 @@ class InputPipeline:
         """This host's share of the next global batch, as numpy: ``image`` uint8
         ``[B/P, R, R, 3]`` *before* mirroring, ``flip`` bool ``[B/P]`` (mirror flags, all
         False when mirroring is off) and ``label`` int32 ``[B/P]`` (-1: dataset has none)."""
+        self._drop_device_batches()
+        host = self._read_host(global_batch_size)
+        self._position += global_batch_size
+        return host
+
+    def next_batch(self, global_batch_size: int, *, with_flips: bool = False
+                   ) -> dict[str, jax.Array]:
+        """The next global batch: ``image`` uint8 ``[B, R, R, 3]`` (mirrored) and ``label``
+        int32 ``[B]``, sharded along the mesh ``'data'`` axis. ``B`` must divide by the device
+        count. Feed ``image`` to ``images.downsample_to`` for lower training resolutions.
+        ``with_flips=True`` returns ``image`` *unmirrored* plus the mirror flags ``flip`` bool
+        ``[B]`` (absent when mirroring is off), for the consumer to apply :func:`mirror` in its
+        own jitted step. Takes a batch :meth:`prefetch_to_device` transferred if there is one."""
+        self._check_divisible(global_batch_size)
+        if self._on_device and self._on_device[0][0] != global_batch_size:
+            self._drop_device_batches()
+        if self._on_device:
+            batch = self._on_device.popleft()[1]
+        else:
+            batch = self._to_device(self._read_host(global_batch_size))
+        self._position += global_batch_size
+        if not with_flips and "flip" in batch:
+            batch = {**batch, "image": _mirror(batch["image"], batch["flip"])}
+            del batch["flip"]
+        return batch
+
+    def prefetch_to_device(self, global_batch_size: int) -> None:
+        """Starts transferring the next batches (of ``global_batch_size``, the size the next
+        :meth:`next_batch` will ask for) until ``device_prefetch`` are on the device. The
+        transfers are asynchronous: call it right after dispatching a step."""
+        self._check_divisible(global_batch_size)
+        if self._on_device and self._on_device[-1][0] != global_batch_size:
+            self._drop_device_batches()
+        while len(self._on_device) < self._device_prefetch:
+            self._on_device.append((global_batch_size,
+                                    self._to_device(self._read_host(global_batch_size))))
+
+    def _check_divisible(self, global_batch_size: int) -> None:
+        if global_batch_size % self._mesh.size:
+            raise ValueError(f"global batch {global_batch_size} is not divisible by "
+                             f"{self._mesh.size} devices")
+
+    def _to_device(self, host: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        """This host's share -> global arrays (the flags only when mirroring is on)."""
+        return {k: jax.make_array_from_process_local_data(self._sharding, v)
+                for k, v in host.items() if k != "flip" or self._order.mirror}
+
+    def _read_host(self, global_batch_size: int) -> dict[str, np.ndarray]:
+        """The next host batch of the stream, which (re)starts at ``_read_position`` when the
+        batch size changes."""
         if self._stream is None or self._stream.global_batch_size != global_batch_size:
             if self._stream is not None:
                 self._stream.close()
-            self._stream = _Stream(self, self._position, global_batch_size, self._prefetch)
+            self._stream = _Stream(self, self._read_position, global_batch_size,
+                                   self._prefetch)
         item = self._stream.queue.get()
         if isinstance(item, Exception):
             raise item
         images, labels, flips, futures = item
         for future in futures:
             future.result()
-        self._position += global_batch_size
+        self._read_position += global_batch_size
         return {"image": images, "label": labels, "flip": flips}
 
-    def next_batch(self, global_batch_size: int) -> dict[str, jax.Array]:
-        """The next global batch: ``image`` uint8 ``[B, R, R, 3]`` (mirrored) and ``label``
-        int32 ``[B]``, sharded along the mesh ``'data'`` axis. ``B`` must divide by the device
-        count. Feed ``image`` to ``images.downsample_to`` for lower training resolutions."""
-        if global_batch_size % self._mesh.size:
-            raise ValueError(f"global batch {global_batch_size} is not divisible by "
-                             f"{self._mesh.size} devices")
-        host = self.next_host_batch(global_batch_size)
-        batch = {k: jax.make_array_from_process_local_data(self._sharding, v)
-                 for k, v in host.items()}
-        flips = batch.pop("flip")
-        if self._order.mirror:
-            batch["image"] = _mirror(batch["image"], flips)
-        return batch
+    def _drop_device_batches(self) -> None:
+        """Forgets the batches transferred ahead; the stream rereads from ``position``."""
+        if self._on_device:
+            self._on_device.clear()
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
+        self._read_position = self._position
 
     def _submit(self, position: int, global_batch_size: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Future]]:
@@ -168,6 +228,7 @@ class InputPipeline:
             labels[lo + i] = record["label"]
 
     def close(self) -> None:
+        self._on_device.clear()
         if self._stream is not None:
             self._stream.close()
             self._stream = None
