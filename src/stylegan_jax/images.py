@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 Array = Any  # numpy.ndarray or jax.Array
@@ -75,3 +77,9 @@ def downsample_to(images: Array, resolution: int) -> Array:
             raise ValueError(f"cannot box-downsample {h}x{w} to {resolution}x{resolution}")
         return box_mean(images.astype(np.float32), h // resolution)
     return from_uint8(box_downsample_uint8(images, resolution))
+
+
+def mirror(images: Array, flips: Array) -> jax.Array:
+    """Horizontally flips the images ``[B, H, W, C]`` whose flag in ``flips`` ``[B]`` is set
+    (official ``mirror_augment``: ``tf.where(mask < 0.5, x, tf.reverse(x, axis=[3]))``)."""
+    return jnp.where(flips[:, None, None, None], images[:, :, ::-1], images)

@@ -27,8 +27,7 @@ import ml_collections
 import optax
 
 from stylegan_jax import losses, parallel
-from stylegan_jax.data.pipeline import mirror
-from stylegan_jax.images import downsample_to
+from stylegan_jax.images import downsample_to, mirror
 from stylegan_jax.layers import downscale2d, upscale2d
 from stylegan_jax.networks import Discriminator, Generator
 

@@ -13,7 +13,7 @@
   flags travel with the host batch and the flip runs on the device: a reversed-stride numpy
   copy costs ~20x a plain one (0.2 ms per 256x256 image), on the accelerator it is free.
   ``next_batch(..., with_flips=True)`` hands the flags over instead, so that a jitted consumer
-  (the training iteration) applies :func:`mirror` inside its own dispatch.
+  (the training iteration) applies :func:`~stylegan_jax.images.mirror` inside its own dispatch.
 * Throughput: records are raw uint8, so "decoding" is a protobuf parse plus a memcpy
   (~0.3 ms per 256x256 image on one core of this 2-core machine, dominated by the
   array_record read). A producer thread keeps ``prefetch`` host batches in flight; each batch
@@ -35,20 +35,13 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
 from stylegan_jax import parallel
 from stylegan_jax.data.order import GlobalOrder, host_slice
 from stylegan_jax.data.prepared import open_prepared
-
-
-def mirror(images: jax.Array, flips: jax.Array) -> jax.Array:
-    """Horizontally flips the images ``[B, H, W, C]`` whose flag in ``flips`` ``[B]`` is set
-    (official ``mirror_augment``: ``tf.where(mask < 0.5, x, tf.reverse(x, axis=[3]))``)."""
-    return jnp.where(flips[:, None, None, None], images[:, :, ::-1], images)
-
+from stylegan_jax.images import mirror
 
 _mirror = jax.jit(mirror)
 
@@ -146,8 +139,9 @@ class InputPipeline:
         int32 ``[B]``, sharded along the mesh ``'data'`` axis. ``B`` must divide by the device
         count. Feed ``image`` to ``images.downsample_to`` for lower training resolutions.
         ``with_flips=True`` returns ``image`` *unmirrored* plus the mirror flags ``flip`` bool
-        ``[B]`` (absent when mirroring is off), for the consumer to apply :func:`mirror` in its
-        own jitted step. Takes a batch :meth:`prefetch_to_device` transferred if there is one."""
+        ``[B]`` (absent when mirroring is off), for the consumer to apply
+        :func:`~stylegan_jax.images.mirror` in its own jitted step. Takes a batch
+        :meth:`prefetch_to_device` transferred if there is one."""
         self._check_divisible(global_batch_size)
         if self._on_device and self._on_device[0][0] != global_batch_size:
             self._drop_device_batches()
