@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import ml_collections
@@ -38,22 +39,38 @@ def _total(cost, key: str) -> float:
     return float(sum(part.get(key, 0.0) for part in parts if part))
 
 
+
+def _iteration(config: ml_collections.ConfigDict, batch: int, mesh: jax.sharding.Mesh | None,
+               make_state) -> tuple[jax.sharding.Mesh, training.TrainState, Any]:
+    """``(mesh, state, iteration)`` as the training loop builds them; ``make_state`` is
+    :func:`training.create_train_state` or :func:`training.abstract_train_state`."""
+    mesh = mesh or parallel.make_mesh()
+    if batch % mesh.size:
+        raise ValueError(f"batch {batch} is not divisible by {mesh.size} devices")
+    G, D = build_networks(config)
+    optimizer = training.make_optimizer(config)
+    return (mesh, make_state(config, G, D, optimizer, mesh),
+            training.make_train_iteration(config, G, D, optimizer, mesh))
+
+
+def _batch_layout(config: ml_collections.ConfigDict, batch: int) -> dict[str, tuple]:
+    """Shape and dtype of each entry of a global batch as the pipeline hands it to the step:
+    full-resolution uint8 images, labels, and mirror flags when mirroring is on."""
+    full = config.resolution
+    layout = {"image": ((batch, full, full, config.num_channels), np.uint8),
+              "label": ((batch,), np.int32)}
+    if config.dataset.mirror_augment:
+        layout["flip"] = ((batch,), np.bool_)
+    return layout
+
 def lower_iteration(config: ml_collections.ConfigDict, resolution: int, batch: int,
                     mesh: jax.sharding.Mesh | None = None) -> jax.stages.Lowered:
     """The training iteration lowered exactly as :func:`bench_train` runs it, from abstract
     shapes (nothing is allocated, so this works for 1024x1024 models on any host)."""
-    mesh = mesh or parallel.make_mesh()
-    if batch % mesh.size:
-        raise ValueError(f"--batch {batch} is not divisible by {mesh.size} devices")
-    G, D = build_networks(config)
-    optimizer = training.make_optimizer(config)
-    state = training.abstract_train_state(config, G, D, optimizer, mesh)
-    iteration = training.make_train_iteration(config, G, D, optimizer, mesh)
+    mesh, state, iteration = _iteration(config, batch, mesh, training.abstract_train_state)
     sharding = parallel.data_sharding(mesh)
-    full = config.resolution
-    data = {"image": jax.ShapeDtypeStruct((batch, full, full, config.num_channels), np.uint8,
-                                          sharding=sharding),
-            "label": jax.ShapeDtypeStruct((batch,), np.int32, sharding=sharding)}
+    data = {key: jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
+            for key, (shape, dtype) in _batch_layout(config, batch).items()}
     return iteration.lower(state, data, 0, 0.5, 1e-3, 1e-3, 0.999, resolution=resolution)
 
 
@@ -93,19 +110,12 @@ def bench_train(config: ml_collections.ConfigDict, resolution: int, batch: int,
                 mesh: jax.sharding.Mesh | None = None) -> BenchResult:
     """Times ``steps`` training iterations at ``resolution`` (static phase, mid-fade so both
     blend paths run) with global batch ``batch`` of random full-resolution uint8 reals."""
-    mesh = mesh or parallel.make_mesh()
-    if batch % mesh.size:
-        raise ValueError(f"batch {batch} is not divisible by {mesh.size} devices")
-    G, D = build_networks(config)
-    optimizer = training.make_optimizer(config)
-    state = training.create_train_state(config, G, D, optimizer, mesh)
-    iteration = training.make_train_iteration(config, G, D, optimizer, mesh)
+    mesh, state, iteration = _iteration(config, batch, mesh, training.create_train_state)
     rng = np.random.default_rng(0)
-    full = config.resolution
-    images = rng.integers(0, 256, (batch, full, full, config.num_channels), np.uint8)
-    labels = rng.integers(0, max(config.label_size, 1), (batch,), np.int32)
+    highs = {"image": 256, "label": max(config.label_size, 1), "flip": 2}
     sharding = parallel.data_sharding(mesh)
-    data = {"image": jax.device_put(images, sharding), "label": jax.device_put(labels, sharding)}
+    data = {key: jax.device_put(rng.integers(0, highs[key], shape).astype(dtype), sharding)
+            for key, (shape, dtype) in _batch_layout(config, batch).items()}
 
     def run(step: int):
         nonlocal state
