@@ -20,8 +20,9 @@ test: install
 	$(PY) -m pytest -q --durations=15
 
 # The fast loop: everything but the tests marked slow (training runs, subprocesses, PyTorch
-# parity). Measured 2026-11-30 on a 2-vCPU machine of the CI kind, idle: 306 of 385 tests in
-# 1 min 46 s, against 6 min 3 s for `make test` (fresh clone, `.ci/run`: 6 min 54 s in all).
+# parity). Measured 2026-11-30 on a 2-vCPU machine of the CI kind: 306 of 385 tests in 1 min
+# 46 s (idle), against 6 min 3 s for `make test` (fresh clone, `.ci/run`, a few other jobs on
+# the cores; 6 min 54 s in all).
 test-quick: install
 	$(PY) -m pytest -q -m "not slow" --durations=15
 
