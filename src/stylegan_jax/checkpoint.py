@@ -38,6 +38,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from stylegan_jax.config import RETIRED_FIELDS
+from stylegan_jax.errors import RunError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -92,7 +93,7 @@ class LoopPosition:
                    resolution=saved.get("resolution"), fade=saved.get("fade"))
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(RunError):
     """A checkpoint that cannot be restored or written; the message names it and the cause."""
 
 

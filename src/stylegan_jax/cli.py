@@ -19,7 +19,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from stylegan_jax import config_file
-from stylegan_jax.errors import UsageError, require_dir
+from stylegan_jax.errors import RunError, UsageError, require_dir
 
 
 def _config_flag(fv: flags.FlagValues, prog: str, argv: Sequence[str]) -> flags.FlagHolder:
@@ -264,7 +264,6 @@ def metrics(argv: Sequence[str]) -> None:
     source = _network_path(network, workdir)
     if source is None:
         raise UsageError("--network (or --workdir) is required")
-    from stylegan_jax.checkpoint import CheckpointError
     from stylegan_jax.metrics import run as run_lib
     from stylegan_jax.metrics.weights import WeightsError
 
@@ -288,8 +287,6 @@ def metrics(argv: Sequence[str]) -> None:
             ppl_crop_choice=ppl_crop.value, on_skip=skipped, **extra)
     except (ValueError, FileNotFoundError, WeightsError) as e:
         raise UsageError(e) from e
-    except CheckpointError as e:
-        raise SystemExit(f"{prog}: {e}") from None
     for name, value in results.items():
         print(f"{name}: {value:.4f}")
 
@@ -362,7 +359,6 @@ def generate(argv: Sequence[str]) -> None:
     from pathlib import Path
 
     from stylegan_jax import generate as gen
-    from stylegan_jax.checkpoint import CheckpointError
     from stylegan_jax.images import to_uint8
     from stylegan_jax.logs import save_png
 
@@ -378,8 +374,6 @@ def generate(argv: Sequence[str]) -> None:
                                 batch_size=batch_size.value)
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(e) from e
-    except CheckpointError as e:
-        raise SystemExit(f"{prog}: {e}") from None
     outdir = Path(common["outdir"].value)
     for seed, image in zip(seed_list, to_uint8(images), strict=True):
         save_png(outdir / f"seed{seed:04d}.png", image)
@@ -418,7 +412,6 @@ def figure(argv: Sequence[str]) -> None:
     require_dir(common["outdir"].value, "--outdir")
     from stylegan_jax import figures
     from stylegan_jax import generate as gen
-    from stylegan_jax.checkpoint import CheckpointError
 
     try:
         try:
@@ -440,8 +433,6 @@ def figure(argv: Sequence[str]) -> None:
             class_index=common["class_index"].value)
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(e) from e
-    except CheckpointError as e:
-        raise SystemExit(f"{prog}: {e}") from None
     print("\n".join(f"Wrote {path}" for path in written))
 
 
@@ -524,6 +515,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         line = f"stylegan-jax {command}: error: {e}"
         print(line, file=sys.stderr)
         raise _UsageExit(line) from None
+    except RunError as e:
+        if debug:
+            traceback.print_exception(e)
+        raise SystemExit(f"stylegan-jax {command}: {e}") from None
     except SystemExit as e:
         if debug and e.__context__ is not None:
             traceback.print_exception(e.__context__)

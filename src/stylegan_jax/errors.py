@@ -15,6 +15,11 @@ class UsageError(Exception):
     """The request cannot be done as given; the message says which input and why."""
 
 
+class RunError(RuntimeError):
+    """A run's files cannot be used (e.g. no intact checkpoint): the CLI prints one line and
+    exits 1, no traceback."""
+
+
 class ConfigError(UsageError):
     """A config file or ``--config.field`` override is missing, broken or out of range."""
 
