@@ -8,9 +8,12 @@ checkpoint's ``state`` item) of each kept checkpoint (at the resolution
 and fade the schedule had there, upscaled to full size) and reports: the share of the most
 frequent digit class of the grey level (``top_class``; 0.1 for a uniform spread) and the
 number of classes above 1%, stacked-digit modes and their KL (5,000 samples: a perfect
-generator covers ~993), mean per-pixel colour (channel std; 0 for grey data), the spread of
+generator covers ~993), that KL split into the channels' digit frequencies (``kl_channels``,
+the sum of the three per-channel KLs) and the dependence between channels (``kl_dependence``,
+the rest: the real channels are independent), mean per-pixel colour (channel std; 0 for grey data), the spread of
 samples over z (``pix_div``, mean per-pixel std) and of the mapping output
-(``w_spread = mean ||w - mean w|| / ||mean w||``), plus D's mean scores from the training log.
+(``w_spread = mean ||w - mean w|| / ||mean w||``) and of the styles (``style_std``: std over
+z of the style scales, averaged over layers and channels), plus D's mean scores from the training log.
 ``plot`` draws ``top_class`` or ``modes`` (as a fraction of 1,000) against images shown, one
 line per run (PIL only).
 """
@@ -49,7 +52,7 @@ def raw_variables(workdir: str, step: int) -> dict:
 def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0, raw: bool = False) -> dict:
     import jax
 
-    from stylegan_jax.data.digits_classifier import digits_classifier
+    from stylegan_jax.data.digits_classifier import digit_frequencies, digits_classifier
     from stylegan_jax.metrics import modes
     from stylegan_jax.runs import load_run
 
@@ -69,7 +72,11 @@ def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0, raw: bool = 
     w = np.asarray(jax.jit(lambda z: G.apply(variables, z, None, method=type(G).map))(z[:1000]))
     classifier = digits_classifier()
     rgb = images if images.shape[-1] == 3 else np.repeat(images, 3, axis=-1)
-    counts = modes.mode_histogram(classifier.predict_channels(rgb))
+    channel_digits = classifier.predict_channels(rgb)
+    counts = modes.mode_histogram(channel_digits)
+    kl = modes.kl_divergence(counts, modes.real_mode_distribution())
+    kl_channels = sum(modes.kl_divergence(np.bincount(channel_digits[:, c], minlength=10),
+                                          digit_frequencies()) for c in range(3))
     grey = classifier.predict_channels(images.mean(-1, keepdims=True))[:, 0]
     hist = np.bincount(grey, minlength=10) / n
     log = {}
@@ -82,11 +89,27 @@ def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0, raw: bool = 
                 res=G.phase_resolution or G.resolution,
                 top_class=round(float(hist.max()), 3), classes=int((hist > 0.01).sum()),
                 modes=int(np.count_nonzero(counts)),
-                modes_kl=round(modes.kl_divergence(counts, modes.real_mode_distribution()), 3),
+                modes_kl=round(kl, 3), kl_channels=round(kl_channels, 3),
+                kl_dependence=round(kl - kl_channels, 3),
                 colour=round(float(images.std(-1).mean()), 3),
                 pix_div=round(float(images.std(0).mean()), 3),
                 w_spread=round(float(np.linalg.norm(w - w.mean(0), axis=1).mean()
-                                     / np.linalg.norm(w.mean(0))), 3), **log)
+                                     / np.linalg.norm(w.mean(0))), 3),
+                style_std=round(style_spread(variables["params"], w), 3), **log)
+
+
+def style_spread(g_params: dict, w: np.ndarray) -> float:
+    """Mean over synthesis layers and channels of the std over z of the style scale
+    (``StyleMod`` affine of ``w``, run-time weights): how much z modulates the synthesis."""
+    from stylegan_jax.layers import equalized_scale
+
+    stds = []
+    for layer in g_params["synthesis"].values():
+        if "StyleMod" in layer:
+            kernel = np.asarray(layer["StyleMod"]["affine"]["kernel"])
+            style = w @ kernel * equalized_scale(kernel.shape[0], 1.0, 1.0)
+            stds.append(style[:, :kernel.shape[1] // 2].std(0).mean())
+    return float(np.mean(stds)) if stds else 0.0
 
 
 def plot(out: str, series: dict[str, list[tuple[float, float]]], key: str = "top_class") -> None:

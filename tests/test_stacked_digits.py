@@ -1,6 +1,7 @@
 """Stacked digits: the builder, the bundled-digits classifier and the mode-coverage metric."""
 
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -116,3 +117,20 @@ def test_kl_and_histogram_against_closed_forms():
     q[:2] = 1
     assert modes.kl_divergence(q, uniform) == pytest.approx(np.log(500))
     np.testing.assert_allclose(modes.real_mode_distribution(np.full(10, 0.1)), uniform)
+
+
+def test_experiment_rows():
+    """``experiments/stacked_digits.py[:ROW]``: config F by default, a Table 1 row's generator
+    otherwise, the rest of the recipe unchanged; an unknown row is refused by name."""
+    from stylegan_jax import config_file
+    from stylegan_jax.config import TABLE1_ROWS
+
+    path = str(Path(__file__).resolve().parents[1] / "experiments" / "stacked_digits.py")
+    f, b = config_file.load(path), config_file.load(f"{path}:b")
+    assert f.label_size == 0 and f.dataset.name == "stacked_digits/32"
+    assert f.G.mapping_layers == 8 and f.G.use_styles and f.G.use_instance_norm
+    for field, value in TABLE1_ROWS["B"].items():
+        assert b.G[field] == value
+    assert b.G.fmap_base == f.G.fmap_base and b.loss == f.loss and b.sched == f.sched
+    with pytest.raises(config_file.ConfigError, match="Table 1 row"):
+        config_file.load(f"{path}:Z")
