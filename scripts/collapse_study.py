@@ -2,6 +2,7 @@
 
     python scripts/collapse_study.py eval [--raw] RUN_DIR [STEP ...]  # one JSON line per checkpoint
     python scripts/collapse_study.py plot OUT.png KEY NAME=EVAL.jsonl ...  # KEY: top_class, modes
+    python scripts/collapse_study.py mapping  # how a freshly initialised mapping spreads z
 
 ``eval`` samples 5,000 images from the EMA generator (``--raw``: the training generator, the
 checkpoint's ``state`` item) of each kept checkpoint (at the resolution
@@ -10,10 +11,14 @@ frequent digit class of the grey level (``top_class``; 0.1 for a uniform spread)
 number of classes above 1%, stacked-digit modes and their KL (5,000 samples: a perfect
 generator covers ~993), that KL split into the channels' digit frequencies (``kl_channels``,
 the sum of the three per-channel KLs) and the dependence between channels (``kl_dependence``,
-the rest: the real channels are independent), mean per-pixel colour (channel std; 0 for grey data), the spread of
-samples over z (``pix_div``, mean per-pixel std) and of the mapping output
-(``w_spread = mean ||w - mean w|| / ||mean w||``) and of the styles (``style_std``: std over
-z of the style scales, averaged over layers and channels), plus D's mean scores from the training log.
+the rest: the real channels are independent), mean per-pixel colour (channel std; 0 for grey
+data), the spread of samples over z (``pix_div``, mean per-pixel std), of the mapping output
+(``w_spread = mean ||w - mean w|| / ||mean w||``) and of the styles (``style_std``: std over z
+of the style scales, averaged over layers and channels), plus D's mean scores from the log.
+``mapping`` initialises the demo's mapping network (128-d, lr multiplier 0.01) with 0, 1, 2, 4
+and 8 layers (3 seeds each) and reports how its output w spreads over 4,000 z: the
+participation ratio of w's covariance spectrum (``(sum l)^2 / sum l^2``, the number of
+effective dimensions; 128 for isotropic w), ``w_spread`` and the mean pairwise cosine.
 ``plot`` draws ``top_class`` or ``modes`` (as a fraction of 1,000) against images shown, one
 line per run (PIL only).
 """
@@ -112,6 +117,24 @@ def style_spread(g_params: dict, w: np.ndarray) -> float:
     return float(np.mean(stds)) if stds else 0.0
 
 
+def mapping_spread(layers: int, seed: int, n: int = 4000) -> dict:
+    """Effective dimensions, spread and mean pairwise cosine of a fresh mapping's w."""
+    import jax
+
+    from stylegan_jax.networks import MappingNetwork
+
+    net = MappingNetwork(latent_size=128, dlatent_size=128, mapping_fmaps=128,
+                         mapping_layers=layers)
+    z = jax.random.normal(jax.random.key(100 + seed), (n, 128))
+    w = np.asarray(net.apply(net.init(jax.random.key(seed), z[:1]), z))
+    eig = np.linalg.eigvalsh(np.cov(w.T))
+    unit = w[:500] / np.linalg.norm(w[:500], axis=1, keepdims=True)
+    mean = np.linalg.norm(w.mean(0))
+    return dict(participation_ratio=eig.sum() ** 2 / (eig ** 2).sum(),
+                w_spread=np.linalg.norm(w - w.mean(0), axis=1).mean() / mean if layers else None,
+                mean_cosine=(unit @ unit.T)[np.triu_indices(500, 1)].mean())
+
+
 def plot(out: str, series: dict[str, list[tuple[float, float]]], key: str = "top_class") -> None:
     """A small line chart (PIL): ``key`` (0..1) against kimg, one coloured line per run."""
     from PIL import Image, ImageDraw
@@ -149,6 +172,12 @@ def main(argv: list[str]) -> None:
             int(p.name) for p in (Path(workdir) / "checkpoints").iterdir() if p.name.isdigit())
         for step in steps:
             print(json.dumps(evaluate(workdir, step, raw=raw)), flush=True)
+    elif argv[:1] == ["mapping"]:
+        for layers in (0, 1, 2, 4, 8):
+            runs = [mapping_spread(layers, seed) for seed in range(3)]
+            print(json.dumps({"mapping_layers": layers, **{
+                k: None if runs[0][k] is None else round(float(np.mean([r[k] for r in runs])), 2)
+                for k in runs[0]}}))
     elif argv[:1] == ["plot"]:
         key, scale = argv[2], 1000.0 if argv[2] == "modes" else 1.0
         series = {}
