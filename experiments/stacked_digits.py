@@ -21,15 +21,11 @@ Prepare the data first: `stylegan-jax prepare --dataset stacked_digits --data_di
 measure mode coverage with `stylegan-jax metrics --workdir runs/stacked_digits --metrics modes`.
 """
 
-from stylegan_jax.config import TABLE1_ROWS, cpu_demo_config
+from stylegan_jax.config import cpu_demo_config, table1_generator
 
 
 def get_config(row: str | None = None):
-    row = (row or "F").strip().upper()
-    if row not in TABLE1_ROWS:
-        raise ValueError(f"experiments/stacked_digits.py takes a Table 1 row "
-                         f"{sorted(TABLE1_ROWS)} after a colon, got {row!r}")
     config = cpu_demo_config("stacked_digits/32")
-    config.G.update(TABLE1_ROWS[row])
+    config.G.update(table1_generator((row or "F").strip().upper()))
     config.total_kimg = 90.0
     return config

@@ -105,13 +105,18 @@ TABLE1_ROWS = {
 }
 
 
+def table1_generator(row: str) -> dict:
+    """The ``config.G`` fields of a Table 1 row (B-F), with a clear error for any other."""
+    if row not in TABLE1_ROWS:
+        raise ValueError(f"Table 1 rows are {sorted(TABLE1_ROWS)} (A is ProGAN), got {row!r}")
+    return TABLE1_ROWS[row]
+
+
 def table1_config(row: str, dataset: str = "ffhq") -> ml_collections.ConfigDict:
     """A row of the paper's Table 1 at 1024x1024: FFHQ with the non-saturating loss + R1, or
     CelebA-HQ with WGAN-GP and learning rates capped at 0.002 (official train.py)."""
-    if row not in TABLE1_ROWS:
-        raise ValueError(f"Table 1 rows are {sorted(TABLE1_ROWS)} (A is ProGAN), got {row!r}")
     config = paper_config(1024)
-    config.G.update(TABLE1_ROWS[row])
+    config.G.update(table1_generator(row))
     if dataset == "celebahq":
         # CelebA-HQ prepared from a folder of its 1024x1024 images with `prepare`.
         config.dataset.name = "image_folder/1024_crop"
