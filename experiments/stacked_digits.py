@@ -10,9 +10,10 @@ the rest of the recipe unchanged.
 
 What they give (docs/unconditional-collapse.md, section 6; `stylegan-jax metrics --metrics
 modes`, 26,000 samples; target >= 900 modes and KL <= 0.3): with config F's generator this
-run loses the digit shapes and the modes (158 modes, KL 4.11 at 60k images; style mixing and
-the mapping network are what cost them); with B's it keeps them (999 modes, KL 0.28 at 90k
-images; one seed).
+run loses the digit shapes and the modes (87 modes, KL 4.80 at 90k images; style mixing, the
+mapping network and instance norm are what cost them); with B's it keeps them (999 modes, KL
+0.28 at 90k images); E's without the mapping (``:E --config.G.mapping_layers=0``) needs 150k
+images for 999 modes, KL 0.25.
 
 Deviations from the FFHQ recipe, all for this tiny budget: R1 gamma 1, growing from 16x16 with
 10k images per phase, lr 0.002, EMA half-life 1k images; no mirroring (a mirrored digit is not
