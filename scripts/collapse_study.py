@@ -84,12 +84,6 @@ def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0, raw: bool = 
                                           digit_frequencies()) for c in range(3))
     grey = classifier.predict_channels(images.mean(-1, keepdims=True))[:, 0]
     hist = np.bincount(grey, minlength=10) / n
-    log = {}
-    for line in (Path(workdir) / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        if record["nimg"] == step and "score/real" in record:
-            log = {"D_real": round(record["score/real"], 2),
-                   "D_fake": round(record["score/fake"], 2)}
     return dict(run=Path(workdir).name + (" raw" if raw else ""), kimg=round(step / 1000, 1),
                 res=G.phase_resolution or G.resolution,
                 top_class=round(float(hist.max()), 3), classes=int((hist > 0.01).sum()),
@@ -100,7 +94,19 @@ def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0, raw: bool = 
                 pix_div=round(float(images.std(0).mean()), 3),
                 w_spread=round(float(np.linalg.norm(w - w.mean(0), axis=1).mean()
                                      / np.linalg.norm(w.mean(0))), 3),
-                style_std=round(style_spread(variables["params"], w), 3), **log)
+                style_std=round(style_spread(variables["params"], w), 3))
+
+
+def read_log(workdir: str | Path) -> list[dict]:
+    """The records of a run's ``metrics.jsonl``."""
+    path = Path(workdir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def d_scores(records: list[dict]) -> dict[int, dict]:
+    """``{nimg: {'D_real', 'D_fake'}}``: D's mean logits logged at each tick."""
+    return {r["nimg"]: {"D_real": round(r["score/real"], 2), "D_fake": round(r["score/fake"], 2)}
+            for r in records if "score/real" in r}
 
 
 def style_spread(g_params: dict, w: np.ndarray) -> float:
@@ -170,8 +176,10 @@ def main(argv: list[str]) -> None:
         workdir = args[0]
         steps = [int(s) for s in args[1:]] or sorted(
             int(p.name) for p in (Path(workdir) / "checkpoints").iterdir() if p.name.isdigit())
+        scores = d_scores(read_log(workdir))
         for step in steps:
-            print(json.dumps(evaluate(workdir, step, raw=raw)), flush=True)
+            print(json.dumps({**evaluate(workdir, step, raw=raw), **scores.get(step, {})}),
+                  flush=True)
     elif argv[:1] == ["mapping"]:
         for layers in (0, 1, 2, 4, 8):
             runs = [mapping_spread(layers, seed) for seed in range(3)]

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from collapse_study import d_scores, read_log
+
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "B": ("B", []),
     "F": ("F", []),
@@ -58,27 +60,30 @@ def collect(out: Path, names: list[str]) -> None:
     logged at the same image count)."""
     rows = []
     for name in names:
-        path = out / name / "metrics.jsonl"
-        if not path.exists():
+        if not (out / name / "metrics.jsonl").exists():
             continue
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        scores = {r["nimg"]: r for r in records if "score/real" in r}
-        for r in records:
-            if "metrics/modes" in r:
-                s = scores.get(r["nimg"], {})
-                rows.append(dict(run=name, kimg=round(r["nimg"] / 1000, 1),
-                                 modes=int(r["metrics/modes"]),
-                                 modes_kl=round(r["metrics/modes_kl"], 3),
-                                 D_real=round(s.get("score/real", float("nan")), 2),
-                                 D_fake=round(s.get("score/fake", float("nan")), 2)))
+        records = read_log(out / name)
+        scores = d_scores(records)
+        rows += [dict(run=name, kimg=round(r["nimg"] / 1000, 1), modes=int(r["metrics/modes"]),
+                      modes_kl=round(r["metrics/modes_kl"], 3), **scores.get(r["nimg"], {}))
+                 for r in records if "metrics/modes" in r]
     (out / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def main(argv: list[str]) -> None:
     if len(argv) < 3:
         raise SystemExit(__doc__)
-    data_dir, out, seconds = argv[0], Path(argv[1]), float(argv[2])
-    names = argv[3:] or list(VARIANTS)
+    data_dir, out, seconds, names = argv[0], Path(argv[1]), argv[2], argv[3:] or list(VARIANTS)
+    if unknown := [n for n in names if n not in VARIANTS]:
+        raise SystemExit(f"collapse_sweep.py: unknown variant(s) {unknown}; "
+                         f"known: {list(VARIANTS)}")
+    try:
+        seconds = float(seconds)
+    except ValueError:
+        raise SystemExit(f"collapse_sweep.py: SECONDS must be a number, got {seconds!r}") from None
+    if not Path(data_dir).is_dir():
+        raise SystemExit(f"collapse_sweep.py: data directory {data_dir} does not exist (run "
+                         f"stylegan-jax prepare --dataset stacked_digits --data_dir {data_dir})")
     out.mkdir(parents=True, exist_ok=True)
     procs = {name: launch(name, data_dir, out) for name in names}
     deadline = time.monotonic() + seconds
