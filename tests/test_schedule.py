@@ -59,3 +59,17 @@ def test_ema_beta_is_official_half_life():
     assert ema_beta(32, 10.0) == pytest.approx(0.99778, abs=1e-5)
     assert ema_beta(512, 10.0) == pytest.approx(0.96513, abs=1e-5)
     assert ema_beta(32, 0.0) == 0.0
+
+
+def test_lrate_rampdown_decays_linearly_to_zero_at_total_kimg():
+    sched = paper_config(32).sched
+    sched.update(dict(lod_initial_resolution=32, minibatch_dict={}, G_lrate_dict={},
+                      D_lrate_dict={}, G_lrate_base=0.003, D_lrate_base=0.002,
+                      lrate_rampdown_kimg=30.0))
+    phases = [training_schedule(k * 1000, sched, 32, total_kimg=90.0) for k in (0, 60, 75, 90, 95)]
+    assert [p.G_lrate for p in phases] == pytest.approx([0.003, 0.003, 0.0015, 0, 0])
+    assert [p.D_lrate for p in phases] == pytest.approx([0.002, 0.002, 0.001, 0, 0])
+    with pytest.raises(ValueError, match="total_kimg"):
+        training_schedule(0, sched, 32)
+    sched.lrate_rampdown_kimg = 0.0  # official: constant rates, no total_kimg needed
+    assert training_schedule(89_000, sched, 32).G_lrate == 0.003

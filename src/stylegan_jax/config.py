@@ -40,6 +40,7 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
     config.dataset = ml_collections.ConfigDict(dict(
         name="ffhq", data_dir="data", mirror_augment=True, prefetch=4, workers=4))
     # Official `training_schedule` kwargs (train.py, 8 GPUs); per-resolution dicts keyed by str.
+    # lrate_rampdown_kimg is not official (0: off; see schedule.training_schedule).
     config.sched = ml_collections.ConfigDict(dict(
         lod_initial_resolution=8, lod_training_kimg=600.0, lod_transition_kimg=600.0,
         minibatch_base=32, minibatch_dict={"4": 512, "8": 256, "16": 128, "32": 64, "64": 32},
@@ -47,7 +48,7 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
                                           "1024": 0.003},
         D_lrate_base=0.001, D_lrate_dict={"128": 0.0015, "256": 0.002, "512": 0.003,
                                           "1024": 0.003},
-        lrate_rampup_kimg=0.0, tick_kimg_base=160.0,
+        lrate_rampup_kimg=0.0, lrate_rampdown_kimg=0.0, tick_kimg_base=160.0,
         tick_kimg_dict={"4": 160, "8": 140, "16": 120, "32": 100, "64": 80, "128": 60,
                         "256": 40, "512": 30, "1024": 20},
     ))

@@ -500,7 +500,7 @@ def import_run(pkl: str | os.PathLike, workdir: str | os.PathLike,
         raise ValueError(f"--resume_kimg must be >= 0, got {kimg:g}")
     nimg = int(round(kimg * 1000))
     mesh = parallel.make_mesh()
-    phase = training_schedule(nimg, config.sched, config.resolution, mesh.size)
+    phase = training_schedule(nimg, config.sched, config.resolution, mesh.size, config.total_kimg)
     optimizer = training.make_optimizer(config)
     state = training.TrainState(
         g_params=net.G["params"], d_params=net.D["params"], g_ema_params=net.Gs["params"],

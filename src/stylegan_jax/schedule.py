@@ -43,7 +43,7 @@ def _lookup(table: dict, resolution: int, default):
 
 
 def training_schedule(cur_nimg: int, sched: ml_collections.ConfigDict, resolution: int,
-                      num_devices: int = 1) -> Phase:
+                      num_devices: int = 1, total_kimg: float | None = None) -> Phase:
     """The official schedule at ``cur_nimg`` images for a network of ``resolution``.
 
     ``sched`` holds the official ``training_schedule`` kwargs: ``lod_initial_resolution``,
@@ -51,6 +51,10 @@ def training_schedule(cur_nimg: int, sched: ml_collections.ConfigDict, resolutio
     ``G_lrate_base``/``G_lrate_dict``, ``D_lrate_base``/``D_lrate_dict``, ``lrate_rampup_kimg``,
     ``tick_kimg_base``/``tick_kimg_dict``. The global minibatch is rounded down to a multiple of
     ``num_devices`` (the official code does this for its GPU count).
+
+    Not official: ``sched.lrate_rampdown_kimg`` > 0 decays both learning rates linearly to 0
+    over the last that many thousand images before ``total_kimg`` (which it then needs); the
+    official schedule keeps them constant (0, the default).
     """
     res_log2 = int(math.log2(resolution))
     kimg = cur_nimg / 1000.0
@@ -72,6 +76,12 @@ def training_schedule(cur_nimg: int, sched: ml_collections.ConfigDict, resolutio
     if sched.lrate_rampup_kimg > 0:
         rampup = min(kimg / sched.lrate_rampup_kimg, 1.0)
         g_lrate, d_lrate = g_lrate * rampup, d_lrate * rampup
+    rampdown_kimg = sched.get("lrate_rampdown_kimg", 0.0)
+    if rampdown_kimg > 0:
+        if total_kimg is None:
+            raise ValueError("sched.lrate_rampdown_kimg needs the run's total_kimg")
+        rampdown = min(max((total_kimg - kimg) / rampdown_kimg, 0.0), 1.0)
+        g_lrate, d_lrate = g_lrate * rampdown, d_lrate * rampdown
     tick_kimg = float(_lookup(sched.tick_kimg_dict, cur_res, sched.tick_kimg_base))
     return Phase(kimg=kimg, lod=lod, resolution=cur_res, fade=lod - math.floor(lod),
                  minibatch=minibatch, G_lrate=g_lrate, D_lrate=d_lrate, tick_kimg=tick_kimg)

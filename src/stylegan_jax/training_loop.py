@@ -209,7 +209,8 @@ def _check_dataset(config: ml_collections.ConfigDict, pipeline: InputPipeline) -
 def _announce(config: ml_collections.ConfigDict, pipeline: InputPipeline,
               mesh: jax.sharding.Mesh, position: LoopPosition, total_nimg: int) -> None:
     """Says what the run is about to do: data, devices, the phase it starts in, the goal."""
-    phase = training_schedule(position.nimg, config.sched, config.resolution, mesh.size)
+    phase = training_schedule(position.nimg, config.sched, config.resolution, mesh.size,
+                              config.total_kimg)
     devices = mesh.devices.flat[0]
     log.info("training on %s in %s (%d images, %dx%d) with %d %s device(s) in %d process(es): "
              "%.3f -> %.3f kimg, starting at %dx%d fade %.2f with minibatch %d",
@@ -225,7 +226,7 @@ def _run(loop: _Loop, state: training.TrainState, position: LoopPosition
     tick = _Tick(position.nimg, _nonfinite_total(state))
     while position.nimg < loop.total_nimg and not loop.stopping(position.nimg):
         phase = training_schedule(position.nimg, loop.config.sched, loop.config.resolution,
-                                  loop.mesh.size)
+                                  loop.mesh.size, loop.config.total_kimg)
         state, position = _enter_phase(loop, state, position, phase)
         state, position = _minibatch_repeats(loop, state, position, phase, tick)
         done = position.nimg >= loop.total_nimg or loop.stopping(position.nimg)
@@ -269,7 +270,7 @@ def _minibatch_repeats(loop: _Loop, state: training.TrainState, position: LoopPo
         if nimg >= loop.total_nimg or loop.stop:
             break
         loop.pipeline.prefetch_to_device(training_schedule(
-            nimg, config.sched, config.resolution, loop.mesh.size).minibatch)
+            nimg, config.sched, config.resolution, loop.mesh.size, config.total_kimg).minibatch)
     return state, dataclasses.replace(position, step=step, nimg=nimg)
 
 

@@ -120,7 +120,8 @@ RULES: dict[str, Check] = {
     "sched.minibatch_base": integer(1), "sched.minibatch_dict": per_resolution(integer(1)),
     "sched.G_lrate_base": POSITIVE, "sched.G_lrate_dict": per_resolution(POSITIVE),
     "sched.D_lrate_base": POSITIVE, "sched.D_lrate_dict": per_resolution(POSITIVE),
-    "sched.lrate_rampup_kimg": NONNEGATIVE, "sched.tick_kimg_base": POSITIVE,
+    "sched.lrate_rampup_kimg": NONNEGATIVE, "sched.lrate_rampdown_kimg": NONNEGATIVE,
+    "sched.tick_kimg_base": POSITIVE,
     "sched.tick_kimg_dict": per_resolution(POSITIVE),
     # Losses and optimiser.
     "loss.r1_gamma": NONNEGATIVE, "loss.wgan_lambda": NONNEGATIVE,
