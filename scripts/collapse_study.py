@@ -3,7 +3,7 @@
     python scripts/collapse_study.py eval [--raw] RUN_DIR [STEP ...]  # one JSON line per checkpoint
     python scripts/collapse_study.py plot OUT.png KEY NAME=EVAL.jsonl ...  # KEY: top_class, modes
     python scripts/collapse_study.py mapping  # how a freshly initialised mapping spreads z
-    python scripts/collapse_study.py classes OUT.png RUN_DIR[:STEP] ...  # channels by digit
+    python scripts/collapse_study.py classes OUT.png RUN ...  # channels by digit
 
 ``eval`` samples 5,000 images from the EMA generator (``--raw``: the training generator, the
 checkpoint's ``state`` item) of each kept checkpoint (at the resolution
@@ -20,7 +20,8 @@ of the style scales, averaged over layers and channels), plus D's mean scores fr
 and 8 layers (3 seeds each) and reports how its output w spreads over 4,000 z: the
 participation ratio of w's covariance spectrum (``(sum l)^2 / sum l^2``, the number of
 effective dimensions; 128 for isotropic w), ``w_spread`` and the mean pairwise cosine.
-``classes`` samples 500 images of each run's EMA generator and draws, per run, a block of
+``classes`` samples 500 images of each run's EMA generator (``RUN``: a workdir, for its latest
+checkpoint, or ``WORKDIR/checkpoints/STEP``, as every command takes) and draws, per run, a block of
 ten rows: row d holds the first 16 single channels the classifier reads as digit d (what the
 mode metric counts), and prints each run's per-channel digit frequencies against the data's.
 ``plot`` draws ``top_class`` or ``modes`` (as a fraction of 1,000) against images shown, one
@@ -84,8 +85,8 @@ def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0, raw: bool = 
     channel_digits = classifier.predict_channels(rgb)
     counts = modes.mode_histogram(channel_digits)
     kl = modes.kl_divergence(counts, modes.real_mode_distribution())
-    kl_channels = sum(modes.kl_divergence(np.bincount(channel_digits[:, c], minlength=10),
-                                          digit_frequencies()) for c in range(3))
+    kl_channels = sum(modes.kl_divergence(counts, digit_frequencies())
+                      for counts in channel_counts(channel_digits))
     grey = classifier.predict_channels(images.mean(-1, keepdims=True))[:, 0]
     hist = np.bincount(grey, minlength=10) / n
     return dict(run=Path(workdir).name + (" raw" if raw else ""), kimg=round(step / 1000, 1),
@@ -173,8 +174,12 @@ def plot(out: str, series: dict[str, list[tuple[float, float]]], key: str = "top
     img.save(out, optimize=True)
 
 
-def class_rows(workdir: str, step: int | None, per_class: int = 16
-               ) -> tuple[np.ndarray, np.ndarray]:
+def channel_counts(channel_digits: np.ndarray) -> np.ndarray:
+    """Digits ``[N, C]`` -> how often each channel shows each digit, ``[C, 10]``."""
+    return np.stack([np.bincount(col, minlength=10) for col in np.asarray(channel_digits).T])
+
+
+def class_rows(path: str, per_class: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """Grey ``[10 * 32, per_class * 32]`` image in [-1, 1] (row d: channels classified as d,
     blank where fewer) and the digit frequencies ``[3, 10]`` of 500 samples' channels."""
     import jax
@@ -183,7 +188,7 @@ def class_rows(workdir: str, step: int | None, per_class: int = 16
     from stylegan_jax.metrics import modes
     from stylegan_jax.runs import load_run
 
-    run = load_run(workdir, step)
+    run = load_run(path)
     images = np.asarray(modes.generator_sampler(run.G, run.variables)(jax.random.key(0), 500))
     digits = digits_classifier().predict_channels(images)
     rows = []
@@ -191,8 +196,7 @@ def class_rows(workdir: str, step: int | None, per_class: int = 16
         found = [images[i, :, :, c] for i, c in np.argwhere(digits == d)[:per_class]]
         found += [np.full(images.shape[1:3], -1.0)] * (per_class - len(found))
         rows.append(np.concatenate(found, axis=1))
-    freqs = np.stack([np.bincount(digits[:, c], minlength=10) for c in range(3)]) / len(digits)
-    return np.concatenate(rows, axis=0), freqs
+    return np.concatenate(rows, axis=0), channel_counts(digits) / len(digits)
 
 
 def main(argv: list[str]) -> None:
@@ -212,17 +216,19 @@ def main(argv: list[str]) -> None:
             print(json.dumps({"mapping_layers": layers, **{
                 k: None if runs[0][k] is None else round(float(np.mean([r[k] for r in runs])), 2)
                 for k in runs[0]}}))
-    elif argv[:1] == ["classes"]:
+    elif argv[:1] == ["classes"] and len(argv) >= 3:
         from PIL import Image
 
         from stylegan_jax.data.digits_classifier import digit_frequencies
 
         blocks = []
-        for spec in argv[2:]:
-            workdir, _, step = spec.partition(":")
-            block, freqs = class_rows(workdir, int(step) if step else None)
+        for run in argv[2:]:
+            try:
+                block, freqs = class_rows(run)
+            except (FileNotFoundError, ValueError) as e:
+                raise SystemExit(f"collapse_study.py classes: {e}") from None
             blocks += [block, np.full((block.shape[0], 8), 1.0)]
-            print(json.dumps({"run": spec, "data": np.round(digit_frequencies(), 3).tolist(),
+            print(json.dumps({"run": run, "data": np.round(digit_frequencies(), 3).tolist(),
                               "channels": np.round(freqs, 3).tolist()}))
         grid = np.concatenate(blocks[:-1], axis=1)
         Image.fromarray(np.clip((grid + 1) * 127.5, 0, 255).astype(np.uint8)).save(

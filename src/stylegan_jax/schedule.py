@@ -53,8 +53,9 @@ def training_schedule(cur_nimg: int, sched: ml_collections.ConfigDict, resolutio
     ``num_devices`` (the official code does this for its GPU count).
 
     Not official: ``sched.lrate_rampdown_kimg`` > 0 decays both learning rates linearly to 0
-    over the last that many thousand images before ``total_kimg`` (which it then needs); the
-    official schedule keeps them constant (0, the default).
+    over the last that many thousand images before ``total_kimg`` (which it then needs; a run
+    resumed with a larger ``total_kimg`` moves the ramp); the official schedule keeps them
+    constant (0, the default).
     """
     res_log2 = int(math.log2(resolution))
     kimg = cur_nimg / 1000.0
