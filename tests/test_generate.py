@@ -285,15 +285,16 @@ def test_conditional_model_without_a_class_draws_seed_mod_classes(conditional):
 
 def test_conditional_model_takes_one_class_or_one_per_image(conditional):
     model, seeds = conditional, [3, 12, 7]
+    # differently fused float32 programs of pixel values ~1: agreement to rounding, not bits
     np.testing.assert_allclose(model.generate(seeds=seeds, class_index=5),
-                               labelled_reference(model, seeds, [5, 5, 5]), atol=1e-5)
+                               labelled_reference(model, seeds, [5, 5, 5]), atol=5e-5)
     np.testing.assert_allclose(model.generate(model.z(seeds), class_index=[9, 0, 4], psi=1.0),
-                               labelled_reference(model, seeds, [9, 0, 4]), atol=1e-5)
+                               labelled_reference(model, seeds, [9, 0, 4]), atol=5e-5)
     # the config's cutoff (8) covers all 6 layers of this 16x16 model: psi 0 is w_avg throughout
     average = jax.jit(lambda v, w, n: model.G.apply(v, w=w, noise=n))(
         model.variables, np.full((1, 6, 8), 0.3, np.float32), model.noise(0))
     for image in model.generate(seeds=seeds, psi=0.0):
-        np.testing.assert_allclose(image, np.asarray(average)[0], atol=1e-5)
+        np.testing.assert_allclose(image, np.asarray(average)[0], atol=5e-5)
 
 
 @pytest.mark.parametrize("kwargs, message", [
