@@ -62,7 +62,7 @@ def raw_variables(workdir: str, step: int) -> dict:
 def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0, raw: bool = False) -> dict:
     import jax
 
-    from stylegan_jax.data.digits_classifier import digit_frequencies, digits_classifier
+    from stylegan_jax.digit_classifiers import digit_classifier, digit_frequencies
     from stylegan_jax.metrics import modes
     from stylegan_jax.runs import load_run
 
@@ -80,7 +80,7 @@ def evaluate(workdir: str, step: int, n: int = 5000, seed: int = 0, raw: bool = 
     images = np.concatenate([np.asarray(generate(z[i:i + 500], jax.random.fold_in(k_noise, i)))
                              for i in range(0, n, 500)])
     w = np.asarray(jax.jit(lambda z: G.apply(variables, z, None, method=type(G).map))(z[:1000]))
-    classifier = digits_classifier()
+    classifier = digit_classifier()
     rgb = images if images.shape[-1] == 3 else np.repeat(images, 3, axis=-1)
     channel_digits = classifier.predict_channels(rgb)
     counts = modes.mode_histogram(channel_digits)
@@ -184,13 +184,13 @@ def class_rows(path: str, per_class: int = 16) -> tuple[np.ndarray, np.ndarray]:
     blank where fewer) and the digit frequencies ``[3, 10]`` of 500 samples' channels."""
     import jax
 
-    from stylegan_jax.data.digits_classifier import digits_classifier
+    from stylegan_jax.digit_classifiers import digit_classifier
     from stylegan_jax.metrics import modes
     from stylegan_jax.runs import load_run
 
     run = load_run(path)
     images = np.asarray(modes.generator_sampler(run.G, run.variables)(jax.random.key(0), 500))
-    digits = digits_classifier().predict_channels(images)
+    digits = digit_classifier().predict_channels(images)
     rows = []
     for d in range(10):
         found = [images[i, :, :, c] for i, c in np.argwhere(digits == d)[:per_class]]
@@ -219,7 +219,7 @@ def main(argv: list[str]) -> None:
     elif argv[:1] == ["classes"] and len(argv) >= 3:
         from PIL import Image
 
-        from stylegan_jax.data.digits_classifier import digit_frequencies
+        from stylegan_jax.digit_classifiers import digit_frequencies
 
         blocks = []
         for run in argv[2:]:

@@ -10,7 +10,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from stylegan_jax.data import builders
-from stylegan_jax.data.digits_classifier import channel_features, digits_classifier
+from stylegan_jax.digit_classifiers import channel_features, digit_classifier
 from stylegan_jax.metrics import modes
 
 NUM = 400
@@ -63,7 +63,7 @@ def test_builder_is_deterministic(stacked, tmp_path):
 
 
 def test_classifier_on_held_out_and_round_trip():
-    classifier = digits_classifier()
+    classifier = digit_classifier()
     assert classifier.held_out_accuracy > 0.97
     # The features of a prepared 32x32 digit are close to sklearn's own 8x8 values (the
     # bicubic upscale and box filter round trip), so the classifier sees what it was fit on.
@@ -81,7 +81,7 @@ def real_stacked_images(key, n):
 
 
 def test_modes_on_real_stacked_digits():
-    result = modes.mode_coverage(real_stacked_images, digits_classifier(), num_samples=26000,
+    result = modes.mode_coverage(real_stacked_images, digit_classifier(), num_samples=26000,
                                  batch_size=2000)
     assert result["modes"] >= 995
     # A perfect sampler's plug-in KL with 26k samples is ~ 999 / 52000 = 0.019.
@@ -98,7 +98,7 @@ def test_modes_on_collapsed_generator():
     def collapsed(key, n):
         return jnp.asarray(fixed)[jax.random.randint(key, (n,), 0, 4)]
 
-    result = modes.mode_coverage(collapsed, digits_classifier(), num_samples=2000,
+    result = modes.mode_coverage(collapsed, digit_classifier(), num_samples=2000,
                                  batch_size=500)
     assert result["modes"] == 4
     # Four equally likely modes against ~uniform p: KL = log(1000 / 4) up to the frequencies.

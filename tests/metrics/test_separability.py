@@ -56,11 +56,11 @@ def test_linear_separability_on_tiny_generator(tiny_generator):
     assert all(1.0 <= v <= 8.0 + 1e-9 for v in scores.values())  # exp(3 ln 2) at most
 
 
-def test_digits_classifier_recognises_the_digits():
+def test_digit_attributes_recognise_the_digits():
     from stylegan_jax.data.builders import digits_arrays
-    from stylegan_jax.data.digits_attributes import digits_classifier
+    from stylegan_jax.digit_classifiers import digit_attributes
 
-    classify = digits_classifier()
+    classify = digit_attributes()
     images, labels = digits_arrays()
     probs = classify(jnp.asarray(from_uint8(images[::5])))
     assert probs.shape == (len(labels[::5]), 10)

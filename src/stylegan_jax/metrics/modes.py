@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from stylegan_jax.data.digits_classifier import DigitsClassifier, digit_frequencies
+from stylegan_jax.digit_classifiers import DigitsClassifier, digit_frequencies
 from stylegan_jax.metrics import progress
 
 NUM_MODES = 1000

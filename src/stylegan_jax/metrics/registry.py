@@ -30,7 +30,7 @@ from typing import Any
 
 from jax.sharding import Mesh
 
-from stylegan_jax.data.digits_classifier import DigitsClassifier
+from stylegan_jax.digit_classifiers import DigitsClassifier
 from stylegan_jax.metrics import frechet as fid_lib
 from stylegan_jax.metrics import inception as inception_lib
 from stylegan_jax.metrics import lpips as lpips_lib

@@ -21,6 +21,7 @@ from typing import Any
 
 import ml_collections
 
+from stylegan_jax.digit_classifiers import digit_attributes, digit_classifier
 from stylegan_jax.metrics import registry
 from stylegan_jax.metrics import separability as ls_lib
 
@@ -57,9 +58,7 @@ def run_classifier(config: ml_collections.ConfigDict) -> ls_lib.Classifier | Non
     """The attribute classifier a run brings for ``ls``: digits runs the digits one."""
     if not config.dataset.name.startswith("digits"):
         return None
-    from stylegan_jax.data.digits_attributes import digits_classifier
-
-    return digits_classifier()
+    return digit_attributes()
 
 
 def default_names(config: ml_collections.ConfigDict) -> list[str]:
@@ -76,9 +75,7 @@ def add_run_classifiers(networks: registry.Networks, config: ml_collections.Conf
     if "classifier" in needs and networks.classifier is None:
         networks.classifier = run_classifier(config)
     if "digits" in needs and networks.digits is None:
-        from stylegan_jax.data.digits_classifier import digits_classifier
-
-        networks.digits = digits_classifier()
+        networks.digits = digit_classifier()
 
 
 def jsonl_writer(workdir: str | os.PathLike, nimg: int

@@ -6,7 +6,7 @@ confident samples, fit ``sklearn.svm.LinearSVC()`` (defaults) on z and, separate
 compute the conditional entropy H(label | SVM prediction) of the 2x2 joint distribution.
 Score = exp(sum of the entropies in nats) (= the official 2^(sum in bits)), as ``ls_z`` and
 ``ls_w``. The official face classifiers (40 CelebA-HQ networks) cannot be shipped: pass your
-own ``classifier``; :func:`stylegan_jax.data.digits_attributes.digits_classifier` serves the
+own ``classifier``; :func:`stylegan_jax.digit_classifiers.digit_attributes` serves the
 bundled digits demo.
 """
 

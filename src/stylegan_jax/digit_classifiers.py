@@ -1,23 +1,30 @@
-"""A digit classifier for the bundled digits, used by metrics on digits and stacked digits.
+"""The classifiers of the bundled digits, for the metrics on digits runs: one module that
+neither the ``data`` package nor the ``metrics`` package needs the other for (it reads the
+bundled digits through :func:`stylegan_jax.data.builders.digits_arrays`, and the metrics take
+what it returns).
 
-It lives with the data (no metric imports TFDS or a dataset for it): an RBF support-vector
-classifier (``sklearn.svm.SVC(gamma=0.001)``, the scikit-learn digits example) fitted,
-deterministically, on a fixed 80% of the 1,797 bundled digits *after the 32x32 round trip* the
-data goes through: the prepared 32x32 image (:func:`~stylegan_jax.data.builders.digits_arrays`)
-is box-filtered back to 8x8 and rescaled to sklearn's 0..16 range, which is also what
-:func:`channel_features` does to a generated image. The other 20% are held out:
-:attr:`DigitsClassifier.held_out_accuracy` is the accuracy on them (0.99 with this split).
+- :func:`digit_classifier` (``modes`` on stacked digits): an RBF support-vector classifier
+  (``sklearn.svm.SVC(gamma=0.001)``, the scikit-learn digits example) fitted,
+  deterministically, on a fixed 80% of the 1,797 bundled digits *after the 32x32 round trip*
+  the data goes through: the prepared 32x32 image is box-filtered back to 8x8 and rescaled to
+  sklearn's 0..16 range, which is also what :func:`channel_features` does to a generated
+  image. The other 20% are held out: :attr:`DigitsClassifier.held_out_accuracy` is the
+  accuracy on them (0.99 with this split).
+- :func:`digit_attributes` (``ls`` on the digits demo): ten one-vs-rest attributes
+  P(digit = k), a logistic regression on the grey 8x8 digits.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
+import jax
 import numpy as np
 
-from stylegan_jax.images import box_mean
+from stylegan_jax.images import box_mean, from_uint8
 
 HELD_OUT_FRACTION = 0.2
 SPLIT_SEED = 0
@@ -63,7 +70,7 @@ class DigitsClassifier:
 
 
 @functools.cache
-def digits_classifier() -> DigitsClassifier:
+def digit_classifier() -> DigitsClassifier:
     """The classifier fitted on the training split of the bundled digits (cached)."""
     from sklearn.svm import SVC
 
@@ -84,3 +91,28 @@ def digit_frequencies() -> np.ndarray:
 
     _, labels = digits_arrays()
     return np.bincount(labels, minlength=10) / len(labels)
+
+
+def _grey_features(images: np.ndarray) -> np.ndarray:
+    """[-1, 1] 32x32 images -> the 8x8 grey values 0..16 of sklearn's digits, flattened."""
+    grey = np.asarray(images, np.float64).mean(axis=-1, keepdims=True)
+    small = box_mean(grey, grey.shape[1] // 8)
+    return ((small + 1) * 8).reshape(len(grey), 64)
+
+
+def digit_attributes() -> Callable[[jax.Array], np.ndarray]:
+    """Ten one-vs-rest digit attributes for the digits demo: a logistic regression trained on
+    the bundled digits (as prepared: 32x32 RGB), applied to images box-downsampled to 8x8.
+    Returns P(digit = k) for k = 0..9 per image."""
+    from sklearn.linear_model import LogisticRegression
+
+    from stylegan_jax.data.builders import digits_arrays
+
+    images, labels = digits_arrays()
+    model = LogisticRegression(max_iter=5000).fit(
+        _grey_features(from_uint8(images)), labels)
+
+    def classify(batch: jax.Array) -> np.ndarray:
+        return model.predict_proba(_grey_features(jax.device_get(batch)))
+
+    return classify
