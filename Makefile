@@ -20,14 +20,13 @@ test: install
 	$(PY) -m pytest -q --durations=15
 
 # The fast loop: everything but the tests marked slow (training runs, subprocesses, PyTorch
-# parity). Measured 2026-11-30 on a 2-vCPU machine of the CI kind: 306 of 385 tests in 1 min
-# 46 s (idle), against 6 min 3 s for `make test` (fresh clone, `.ci/run`, a few other jobs on
-# the cores; 6 min 54 s in all).
+# parity). `make test` measured 2026-12-06 on a 2-vCPU machine of the CI kind, nearly idle:
+# 414 tests in 9 min 29 s (CI's last runs: 8 min 24 s to 9 min 30 s).
 test-quick: install
 	$(PY) -m pytest -q -m "not slow" --durations=15
 
 lint: install
-	$(VENV)/bin/ruff check src tests experiments scripts
+	$(VENV)/bin/ruff check src tests experiments docs/studies
 
 # The README's main command: the bundled digits demo, end to end (resumes if interrupted).
 train: install

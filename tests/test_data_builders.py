@@ -1,5 +1,6 @@
 """Dataset builders and ``prepare``: tiny sources made here, no network, no TensorFlow."""
 
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -71,6 +72,21 @@ def test_ffhq_layouts(tmp_path, faces, layout, monkeypatch):
     assert x.shape == (5, 16, 16, 3) and x.dtype == np.uint8
     np.testing.assert_array_equal(x, official_box(faces, 16))
     np.testing.assert_array_equal(y, -1)
+
+
+def test_prepare_says_what_it_wrote_and_no_download_banner(tmp_path, capfd):
+    """TFDS's "Downloading and preparing dataset Unknown size ..." would alarm an offline
+    user: nothing is downloaded. The command's own line says what, where, how much, how long."""
+    for i in range(3):
+        write_png(tmp_path / "src" / f"{i}.png", np.full((16, 16, 3), 60 * i, np.uint8))
+    cli.main(["prepare", "--dataset", "image_folder", "--source", str(tmp_path / "src"),
+              "--data_dir", str(tmp_path / "out"), "--resolution", "8"])
+    out, err = capfd.readouterr()
+    assert "ownload" not in out + err
+    path = tmp_path / "out" / "image_folder" / "8_crop" / "1.0.0"
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+    assert re.fullmatch(rf"Prepared 3 images as 'image_folder/8_crop' in {path} "
+                        rf"\({size:,.1f} MiB written in \d+\.\d s\)", out.splitlines()[0])
 
 
 def test_ffhq_missing_dir_prints_instructions(tmp_path, capsys):

@@ -170,9 +170,10 @@ def test_mixing_grid_cells_equal_their_per_layer_w(model):
             for j in range(3):
                 mixed = a[i].copy()
                 mixed[layers] = b[j][layers]
+                # two differently fused programs: float32 rounding of values up to ~5
                 np.testing.assert_allclose(cells[1 + i, 1 + j],
                                            reference(model, mixed[None], model.noise(0))[0],
-                                           atol=1e-5)
+                                           rtol=1e-5, atol=5e-5)
 
 
 def test_noise_figures_use_the_stated_noise(model):

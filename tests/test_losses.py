@@ -46,6 +46,14 @@ def test_d_logistic_r1_with_a_linear_discriminator():
     np.testing.assert_allclose(aux["r1_penalty"], np.full(5, (a**2).sum()), rtol=1e-5)
 
 
+def test_r1_gamma_zero_is_the_logistic_loss_alone():
+    a, d_fn, reals, fakes = linear_setup(5, 4)
+    loss, aux = losses.d_logistic_r1(d_fn, reals, fakes, r1_gamma=0.0, r1_scale=0.25)
+    real, fake = (reals * a).sum((1, 2, 3)), (fakes * a).sum((1, 2, 3))
+    np.testing.assert_allclose(loss, softplus(fake) + softplus(-real), rtol=1e-5)
+    np.testing.assert_array_equal(aux["r1_penalty"], np.zeros(5))
+
+
 def test_r1_matches_finite_differences_of_a_real_discriminator():
     """R1 is the squared input gradient of sum(D(reals)) (samples interact through the
     minibatch stddev, so the sum matters); checked by central differences in float64."""

@@ -152,8 +152,9 @@ def test_truncation_semantics(tiny):
     np.testing.assert_allclose(mean_images, jnp.broadcast_to(mean_images[:1], mean_images.shape),
                                atol=1e-5)
     avg_image = g.apply(g_vars, w=avg[None], noise=[n[:1] for n in noise])
-    # batch 4 vs batch 1: float32 rounding of outputs up to ~15 (a few ulp, hence rtol too)
-    np.testing.assert_allclose(mean_images[0], avg_image[0], rtol=1e-5, atol=1e-5)
+    # batch 4 vs batch 1 are two differently fused programs: float32 rounding of outputs up to
+    # ~15 accumulates over the layers to a few 1e-5 (as the conditional-generate test allows)
+    np.testing.assert_allclose(mean_images[0], avg_image[0], rtol=1e-5, atol=5e-5)
     # the module default cutoff is the official 8 (layers 0-7: 4x4 ... 32x32)
     assert sg.Generator().truncation_cutoff == 8
 

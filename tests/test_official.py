@@ -12,7 +12,7 @@ import pytest
 from official_pickles import dumps, network, official_discriminator, official_generator
 
 import stylegan_jax as sg
-from stylegan_jax import official
+from stylegan_jax import official, parallel, runs
 from stylegan_jax.models import build_networks
 from stylegan_jax.networks import Discriminator, Generator
 from stylegan_jax.safe_pickle import UnsafePickleError
@@ -20,6 +20,11 @@ from stylegan_jax.safe_pickle import UnsafePickleError
 TINY_G = dict(latent_size=8, dlatent_size=8, mapping_layers=2, mapping_fmaps=8, fmap_base=256,
               fmap_max=8)
 TINY_D = dict(fmap_base=256, fmap_max=8)
+
+
+def load_all(path):
+    """A run or pickle's generator on every device, as ``stylegan-jax metrics`` loads it."""
+    return sg.load(path, mesh=parallel.make_mesh())
 
 
 def random_like(tree, seed):
@@ -370,7 +375,7 @@ def test_linear_separability_metric_runs_on_a_pickle(tmp_path, tiny_parts):
     def brightness(images):
         return jax.nn.sigmoid(10 * jnp.mean(images, axis=(1, 2)))
 
-    got = run_lib.run_metrics(path, None, ["ls"], classifier=brightness, num_samples=64,
+    got = run_lib.run_metrics(load_all(path), ["ls"], classifier=brightness, num_samples=64,
                               batch_size=16)
     G = our_generator(tiny_parts[0])
     expected = ls.linear_separability(G, tiny_parts[3], brightness, num_samples=64,
@@ -395,7 +400,7 @@ def test_fid_and_ppl_run_on_a_pickle_as_on_our_generator(tmp_path, tiny_parts, d
     def networks():
         return registry.Networks(extractor=pixel_features, distance=(sq_distance, None))
 
-    got = run_lib.run_metrics(path, None, ["fid64", "ppl_wend32"], networks=networks(),
+    got = run_lib.run_metrics(load_all(path), ["fid64", "ppl_wend32"], networks=networks(),
                               dataset_name="digits/32", data_dir=digits_dir, **options)
     config = official.load_pickle(path).config  # the reals' shuffle and mirror, as for a run
     reals = registry.RealData(str(digits_dir), "digits/32", config.dataset.mirror_augment,
@@ -423,10 +428,10 @@ def digits_pickle(path, same_g_and_gs=False):
 def test_import_writes_a_checkpoint_of_g_d_and_gs_with_fresh_adam(tmp_path):
     from stylegan_jax import parallel, training
     from stylegan_jax.checkpoint import Checkpointer, LoopPosition
-    from stylegan_jax.training_loop import checkpoint_items, state_from_items
+    from stylegan_jax.runs import checkpoint_items, state_from_items
 
     path, (_, _, g_vars, gs_vars, d_vars, _) = digits_pickle(tmp_path / "net.pkl")
-    nimg, config = official.import_run(path, tmp_path / "run")
+    nimg, config = runs.import_run(path, tmp_path / "run")
     # The pickle's config has the paper's schedule: from 8x8, two 600+600-kimg phases reach
     # the full-resolution stable phase of a 32x32 network at 2400 kimg.
     assert nimg == 2_400_000 and config.resolution == 32
@@ -449,7 +454,7 @@ def test_import_writes_a_checkpoint_of_g_d_and_gs_with_fresh_adam(tmp_path):
     assert_tree_equal(jax.device_get(sg.load(tmp_path / "run").variables),
                       jax.device_get(sg.load(path).variables))
     with pytest.raises(ValueError, match="already holds a run"):
-        official.import_run(path, tmp_path / "run", resume_kimg=0.5)
+        runs.import_run(path, tmp_path / "run", resume_kimg=0.5)
 
 
 def test_import_refuses_a_config_of_other_networks(tmp_path):
@@ -457,7 +462,7 @@ def test_import_refuses_a_config_of_other_networks(tmp_path):
 
     path, _ = digits_pickle(tmp_path / "net.pkl")
     with pytest.raises(ValueError) as e:
-        official.import_run(path, tmp_path / "run", paper_config(32))
+        runs.import_run(path, tmp_path / "run", paper_config(32))
     one_line(e, path, "config.G.latent_size is 8 in the pickle but 512 now")
     assert not (tmp_path / "run" / "checkpoints").exists() or \
         not list((tmp_path / "run" / "checkpoints").iterdir())

@@ -88,3 +88,15 @@ def test_bench_train_cost_only_prints_without_running(tmp_path, capsys):
     cli.main(["bench-train", "--config", str(cfg), "--batch", "8", "--cost_only"])
     out = capsys.readouterr().out
     assert "GFLOP/image" in out and "GB accessed/image" in out and "images/s" not in out
+
+
+def test_r1_gamma_zero_takes_the_penalty_out_of_the_iteration():
+    """No input gradient and no double backward: the cost analysis drops by R1's share."""
+    with_r1, without = tiny_config(16), tiny_config(16)
+    without.loss.r1_gamma = 0.0
+    flops = {name: bench.iteration_cost(config, 16, 8).flops
+             for name, config in (("r1", with_r1), ("none", without))}
+    assert flops["none"] < 0.9 * flops["r1"]  # 0.81 at this size
+    hlo = bench.lower_iteration(without, 16, 8).as_text()
+    assert len(convolutions(hlo)) < len(convolutions(bench.lower_iteration(with_r1, 16, 8)
+                                                     .as_text()))

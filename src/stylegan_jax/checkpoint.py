@@ -105,7 +105,7 @@ class ConfigChangeError(ValueError):
         self.fields = list(fields)
 
 
-class WorkdirLockedError(RuntimeError):
+class WorkdirLockedError(RunError):
     """Another process holds the workdir's lock."""
 
 
@@ -202,6 +202,25 @@ def _ignore_late_read_callbacks() -> None:
 
     excepthook._stylegan_jax = True
     sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
+
+
+class _OrbaxOrphanedReads(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" for Orbax's array reads: after one
+    read of a broken checkpoint fails, the others fail too but nobody awaits them, and asyncio
+    logs each one (with a traceback) when the task is collected, often at process exit, long
+    after the restore reported its one-line error. Any other asyncio error still logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Task exception was never retrieved"):
+            return True
+        tb = record.exc_info[2] if record.exc_info else None
+        return not any("orbax" in frame.filename for frame in traceback.extract_tb(tb))
+
+
+def _ignore_orphaned_reads() -> None:
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _OrbaxOrphanedReads) for f in asyncio_log.filters):
+        asyncio_log.addFilter(_OrbaxOrphanedReads())
 
 
 def _join_orbax_writers(timeout: float = 60.0) -> None:
@@ -347,6 +366,7 @@ class Checkpointer:
         where = self.path(step)
         args = {name: ocp.args.StandardRestore(tree) for name, tree in items.items()}
         _ignore_late_read_callbacks()
+        _ignore_orphaned_reads()
         try:
             with _quiet_orbax_errors():
                 restored = self.manager.restore(step, args=ocp.args.Composite(

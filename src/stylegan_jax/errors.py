@@ -2,7 +2,8 @@
 
 Library code raises these with a message that names the file, field or flag and says what
 would work; ``stylegan_jax.cli.main`` prints that one line (no traceback) and exits with
-status 2. Any other exception is a bug and keeps its traceback.
+status 2 (:class:`UsageError`) or 3 (:class:`RunError`). Any other exception is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ class UsageError(Exception):
 
 
 class RunError(RuntimeError):
-    """A run's files cannot be used (e.g. no intact checkpoint): the CLI prints one line and
-    exits 1, no traceback."""
+    """A run's files cannot be used or the run cannot go on (no intact checkpoint, a workdir
+    locked by another process, a diverged run): the CLI prints one line and exits 3, no
+    traceback."""
 
 
 class ConfigError(UsageError):

@@ -145,7 +145,8 @@ def _compile(G: Generator) -> tuple[Any, Any]:
 class Model:
     """A run's EMA generator ready to sample: its ``config``, module ``G``, ``variables``
     (``{'params', 'stats': {'w_avg'}}``) and checkpoint ``step`` (images seen; 0 for an
-    official pickle), and an official pickle's ``stored_noise`` (per-layer arrays)."""
+    official pickle), the run's ``workdir`` (``None`` for an official pickle), and an official
+    pickle's ``stored_noise`` (per-layer arrays)."""
 
     config: ml_collections.ConfigDict
     G: Generator
@@ -154,6 +155,7 @@ class Model:
     _map: Any = dataclasses.field(repr=False)
     _run: Any = dataclasses.field(repr=False)
     stored_noise: list[np.ndarray] | None = dataclasses.field(default=None, repr=False)
+    workdir: Path | None = None
 
     @property
     def num_layers(self) -> int:
@@ -277,11 +279,12 @@ class Model:
 
 
 def load(workdir_or_checkpoint: str | Path, step: int | None = None, *,
-         compute_dtype: str = "float32") -> Model:
+         compute_dtype: str = "float32", mesh: jax.sharding.Mesh | None = None) -> Model:
     """The EMA generator of a run, from its workdir (latest checkpoint, or ``step`` images)
     or from one checkpoint directory ``WORKDIR/checkpoints/STEP``, or Gs of an official
-    StyleGAN ``.pkl`` (with its stored noise); placed on the first device (CPU or GPU)
-    whatever device count wrote the checkpoint (see :func:`stylegan_jax.runs.load_run`). A
+    StyleGAN ``.pkl`` (with its stored noise); its variables replicated on ``mesh`` (default:
+    the first device, CPU or GPU) whatever device count wrote the checkpoint (see
+    :func:`stylegan_jax.runs.load_run`). A
     checkpoint samples at its own resolution and fade (images upsampled to the full
     resolution); everything samples in float32 unless ``compute_dtype`` is ``'bfloat16'``
     (faster, slightly different images)."""
@@ -289,16 +292,18 @@ def load(workdir_or_checkpoint: str | Path, step: int | None = None, *,
     if compute_dtype not in dtypes:
         raise ValueError(f"compute_dtype must be one of {sorted(dtypes)}, got {compute_dtype!r}")
     path = Path(workdir_or_checkpoint)
+    mesh = mesh or parallel.make_mesh(1)
     if path.suffix == ".pkl" and not path.is_dir():
-        return _load_official(path, step, dtypes[compute_dtype])
+        return _load_official(path, step, dtypes[compute_dtype], mesh)
     # Imported here so that `import stylegan_jax` does not pull in Orbax and the trainer.
     from stylegan_jax import runs
 
-    run = runs.load_run(path, step, mesh=parallel.make_mesh(1), dtype=dtypes[compute_dtype])
-    return Model(run.config, run.G, run.variables, run.step, *_compile(run.G))
+    run = runs.load_run(path, step, mesh=mesh, dtype=dtypes[compute_dtype])
+    return Model(run.config, run.G, run.variables, run.step, *_compile(run.G),
+                 workdir=run.workdir)
 
 
-def _load_official(path: Path, step: int | None, dtype: Any = jnp.float32) -> Model:
+def _load_official(path: Path, step: int | None, dtype: Any, mesh: jax.sharding.Mesh) -> Model:
     """Gs of an official StyleGAN pickle as a :class:`Model` (see :mod:`stylegan_jax.official`)."""
     from stylegan_jax import official
     from stylegan_jax.models import build_networks
@@ -312,4 +317,5 @@ def _load_official(path: Path, step: int | None, dtype: Any = jnp.float32) -> Mo
         raise ValueError(f"{path}: the network was saved while growing (lod {net.lod:g}); only "
                          "full-resolution networks (lod 0) can be sampled")
     G = at_phase(build_networks(net.config)[0], dtype=dtype)
-    return Model(net.config, G, jax.device_put(net.Gs), 0, *_compile(G), stored_noise=net.noise)
+    variables = jax.device_put(net.Gs, parallel.replicated_sharding(mesh))
+    return Model(net.config, G, variables, 0, *_compile(G), stored_noise=net.noise)

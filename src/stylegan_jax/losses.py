@@ -42,12 +42,19 @@ def d_logistic_r1(d_fn: DiscriminatorFn, reals: jax.Array, fakes: jax.Array, r1_
 
     ``r1_scale`` reproduces the official strength at low resolution: the official code takes the
     gradient w.r.t. the nearest-upsampled full-resolution reals, which is ``4 ** -floor(lod)``
-    times the native-resolution norm (see ``training.r1_resolution_scale``).
+    times the native-resolution norm (see ``training.r1_resolution_scale``). ``r1_gamma == 0``
+    skips the penalty's gradient (and its double backward) altogether, as the official
+    ``if r1_gamma != 0.0``; its logged value is then 0.
     """
-    penalty, real_logits = r1_penalty(d_fn, reals)
+    if r1_gamma == 0:
+        real_logits = d_fn(reals)
+        penalty = jnp.zeros(real_logits.shape, jnp.float32)
+    else:
+        penalty, real_logits = r1_penalty(d_fn, reals)
     fake_logits = d_fn(fakes)
     loss = jax.nn.softplus(fake_logits) + jax.nn.softplus(-real_logits)
-    loss = loss + penalty * (r1_gamma * 0.5 * r1_scale)
+    if r1_gamma != 0:
+        loss = loss + penalty * (r1_gamma * 0.5 * r1_scale)
     return loss, {"real_logits": real_logits, "fake_logits": fake_logits, "r1_penalty": penalty}
 
 

@@ -16,6 +16,9 @@ weight`` -> ``params/synthesis/8x8_Conv0_up/Conv/kernel``), the learned constant
 inputs from NCHW to NHWC, every shape checked. Conv (HWIO) and dense (``[in, out]``) weights
 are stored exactly as our equalized-lr layers store them (official ``get_weight`` with
 ``use_wscale``: raw N(0, 1/lrmul) values scaled at run time), so they are copied unchanged.
+
+What the build kwargs mean in our config is :mod:`stylegan_jax.official_config`; starting a
+training run from a pickle (``stylegan-jax import``) is :func:`stylegan_jax.runs.import_run`.
 """
 
 from __future__ import annotations
@@ -33,10 +36,19 @@ import ml_collections
 import numpy as np
 
 from stylegan_jax import safe_pickle
-from stylegan_jax.config import paper_config
 from stylegan_jax.layers import downscale2d
 from stylegan_jax.models import build_networks
-from stylegan_jax.networks import num_style_layers
+from stylegan_jax.official_config import (
+    D_BASIC_DEFAULTS,
+    D_PAPER_DEFAULTS,
+    G_DEFAULTS,
+    G_MAPPING_DEFAULTS,
+    G_STYLE_DEFAULTS,
+    G_SYNTHESIS_DEFAULTS,
+    KNOWN_OTHERS,
+    KWARG_CHECKS,
+    config_from_kwargs,
+)
 
 
 class OfficialPickleError(ValueError):
@@ -57,35 +69,6 @@ ALLOWED_GLOBALS: Mapping[tuple[str, str], Any] = {
     **safe_pickle.NUMPY_GLOBALS,
     ("dnnlib.tflib.network", "Network"): NetworkState,
 }
-
-# Official defaults of the build functions' kwargs (training/networks_stylegan.py), so that a
-# kwarg a pickle does not list takes the value the official graph used.
-G_STYLE_DEFAULTS = dict(truncation_psi=0.7, truncation_cutoff=8, truncation_psi_val=None,
-                        truncation_cutoff_val=None, dlatent_avg_beta=0.995,
-                        style_mixing_prob=0.9)
-G_MAPPING_DEFAULTS = dict(latent_size=512, label_size=0, dlatent_size=512,
-                          dlatent_broadcast=None, mapping_layers=8, mapping_fmaps=512,
-                          mapping_lrmul=0.01, mapping_nonlinearity="lrelu", use_wscale=True,
-                          normalize_latents=True, dtype="float32")
-G_SYNTHESIS_DEFAULTS = dict(dlatent_size=512, num_channels=3, resolution=1024, fmap_base=8192,
-                            fmap_decay=1.0, fmap_max=512, use_styles=True,
-                            const_input_layer=True, use_noise=True, randomize_noise=True,
-                            nonlinearity="lrelu", use_wscale=True, use_pixel_norm=False,
-                            use_instance_norm=True, dtype="float32", fused_scale="auto",
-                            blur_filter=[1, 2, 1], structure="auto")
-D_BASIC_DEFAULTS = dict(num_channels=1, resolution=32, label_size=0, fmap_base=8192,
-                        fmap_decay=1.0, fmap_max=512, nonlinearity="lrelu", use_wscale=True,
-                        mbstd_group_size=4, mbstd_num_features=1, dtype="float32",
-                        fused_scale="auto", blur_filter=[1, 2, 1], structure="auto")
-# G_style passes every kwarg it does not name itself on to both sub-networks, which ignore the
-# ones they do not know: a G kwarg is supported if one of the three functions takes it.
-G_DEFAULTS = {**G_MAPPING_DEFAULTS, **G_SYNTHESIS_DEFAULTS, **G_STYLE_DEFAULTS}
-# Other build functions seen in official pickles, named in the refusal.
-KNOWN_OTHERS = {"G_main": "a StyleGAN2 generator", "D_stylegan2": "a StyleGAN2 discriminator",
-                "G_paper": "a Progressive GAN generator", "D_paper": "a Progressive GAN "
-                "discriminator", "G_synthesis_stylegan2": "a StyleGAN2 synthesis network"}
-_FUSED = {True: "true", False: "false", "auto": "auto"}
-
 
 @dataclasses.dataclass(frozen=True)
 class Network:
@@ -194,8 +177,8 @@ def _network(state: Any, path: Path, where: str = "") -> Network:
     return Network(name, func, dict(kwargs), components, variables)
 
 
-# ---- kwargs -> our config -------------------------------------------------------------------
-
+# ---- build kwargs, checked against what our networks implement (official_config) ---------
+# ---- build kwargs, checked against what our networks implement (official_config) ---------
 def _kwargs(net: Network, defaults: dict, path: Path, role: str) -> dict:
     """The network's build kwargs over the official defaults; unknown ones refused by name."""
     unknown = sorted(set(net.static_kwargs) - set(defaults))
@@ -203,17 +186,7 @@ def _kwargs(net: Network, defaults: dict, path: Path, role: str) -> dict:
         raise _fail(path, f"{role} ({net.build_func_name}) has build kwargs {unknown} that "
                           "this reader does not support")
     kwargs = {**defaults, **net.static_kwargs}
-    checks: dict[str, Callable[[Any], bool]] = {
-        "nonlinearity": lambda v: v == "lrelu",
-        "mapping_nonlinearity": lambda v: v == "lrelu",
-        "use_wscale": lambda v: v is True or v == 1,
-        "dtype": lambda v: v in ("float32", "float16"),
-        "fused_scale": lambda v: v in ("auto", True, False),
-        "blur_filter": lambda v: v is None or list(v) in ([], [1, 2, 1]),
-        "structure": lambda v: v in ("auto", "linear", "recursive", None),
-        "use_noise": lambda v: v in (True, False, 0, 1),
-    }
-    for key, ok in checks.items():
+    for key, ok in KWARG_CHECKS.items():
         if key in kwargs and not ok(kwargs[key]):
             raise _fail(path, f"{role} ({net.build_func_name}) has {key}={kwargs[key]!r}, "
                               "which our networks do not implement")
@@ -246,39 +219,6 @@ def _check_generator(net: Any, path: Path, role: str) -> dict:
         if differ:
             raise _fail(path, f"{role}/{sub.name} disagrees with {role} on {differ}")
     return kwargs
-
-
-def config_from_kwargs(g: dict, d: dict) -> ml_collections.ConfigDict:
-    """Our config (``paper_config`` fields) for official G_style and D_basic kwargs."""
-    config = paper_config(int(g["resolution"]))
-    config.num_channels = int(g["num_channels"])
-    config.label_size = int(g["label_size"])
-    num_layers = num_style_layers(config.resolution)
-    config.G.update(dict(
-        latent_size=int(g["latent_size"]), dlatent_size=int(g["dlatent_size"]),
-        mapping_layers=int(g["mapping_layers"]), mapping_fmaps=int(g["mapping_fmaps"]),
-        mapping_lrmul=float(g["mapping_lrmul"]),
-        normalize_latents=bool(g["normalize_latents"]), fmap_base=int(g["fmap_base"]),
-        fmap_decay=float(g["fmap_decay"]), fmap_max=int(g["fmap_max"]),
-        use_styles=bool(g["use_styles"]), const_input_layer=bool(g["const_input_layer"]),
-        use_noise=bool(g["use_noise"]), use_pixel_norm=bool(g["use_pixel_norm"]),
-        use_instance_norm=bool(g["use_instance_norm"]), fused_scale=_FUSED[g["fused_scale"]],
-        use_blur=bool(g["blur_filter"]),
-        # None disables each of these in G_style; ours take the equivalent values. (G_style's
-        # truncation_psi is a sampling default; ours take psi at sampling time.)
-        truncation_cutoff=(num_layers if g["truncation_cutoff"] is None
-                           else min(int(g["truncation_cutoff"]), num_layers)),
-        dlatent_avg_beta=1.0 if g["dlatent_avg_beta"] is None else float(g["dlatent_avg_beta"]),
-        style_mixing_prob=(0.0 if g["style_mixing_prob"] is None
-                           else float(g["style_mixing_prob"])),
-    ))
-    config.D.update(dict(
-        fmap_base=int(d["fmap_base"]), fmap_decay=float(d["fmap_decay"]),
-        fmap_max=int(d["fmap_max"]), mbstd_group_size=int(d["mbstd_group_size"]),
-        mbstd_num_features=int(d["mbstd_num_features"]), fused_scale=_FUSED[d["fused_scale"]],
-        use_blur=bool(d["blur_filter"]),
-    ))
-    return config
 
 
 # ---- variable names and layouts -------------------------------------------------------------
@@ -459,79 +399,8 @@ def load_pickle(path: str | os.PathLike) -> OfficialNetworks:
     return OfficialNetworks(path, config, g_vars, d_vars, gs_vars, noise, lod)
 
 
-def full_resolution_kimg(config: ml_collections.ConfigDict) -> float:
-    """The first kimg of the full-resolution stable phase (lod 0) of ``config``'s schedule:
-    the official ``resume_kimg`` at which fine-tuning a finished network starts."""
-    sched = config.sched
-    phases = int(math.log2(config.resolution)) - int(math.log2(sched.lod_initial_resolution))
-    return max(phases, 0) * (sched.lod_training_kimg + sched.lod_transition_kimg)
-
-
-def import_run(pkl: str | os.PathLike, workdir: str | os.PathLike,
-               config: ml_collections.ConfigDict | None = None,
-               resume_kimg: float | None = None) -> tuple[int, ml_collections.ConfigDict]:
-    """Writes a run in ``workdir`` whose first checkpoint holds the pickle's G, D and Gs (as
-    G EMA, with Gs's ``dlatent_avg`` as ``w_avg``) and fresh Adam states, positioned at
-    ``resume_kimg`` (default: :func:`full_resolution_kimg`), so ``train`` continues from the
-    official weights. ``config`` (default: the pickle's) must describe the same networks.
-    Returns the checkpoint's image count and the run's config."""
-    from stylegan_jax import parallel, training
-    from stylegan_jax.checkpoint import (
-        Checkpointer,
-        LoopPosition,
-        WorkdirLock,
-        network_mismatches,
-    )
-    from stylegan_jax.schedule import training_schedule
-    from stylegan_jax.training_loop import checkpoint_items
-
-    net = load_pickle(pkl)
-    if config is None:
-        config = net.config
-    else:
-        problems = network_mismatches(net.config.to_dict(), config)
-        if problems:
-            raise _fail(pkl, "the config describes other networks than the pickle: "
-                        + "; ".join(p.replace("in the checkpoint", "in the pickle")
-                                    for p in problems))
-    workdir = Path(workdir)
-    kimg = full_resolution_kimg(config) if resume_kimg is None else float(resume_kimg)
-    if kimg < 0:
-        raise ValueError(f"--resume_kimg must be >= 0, got {kimg:g}")
-    nimg = int(round(kimg * 1000))
-    mesh = parallel.make_mesh()
-    phase = training_schedule(nimg, config.sched, config.resolution, mesh.size, config.total_kimg)
-    optimizer = training.make_optimizer(config)
-    state = training.TrainState(
-        g_params=net.G["params"], d_params=net.D["params"], g_ema_params=net.Gs["params"],
-        w_avg=net.Gs["stats"]["w_avg"], g_opt=optimizer.init(net.G["params"]),
-        d_opt=optimizer.init(net.D["params"]),
-        counters={k: np.zeros((), np.int32) for k in training.COUNTERS})
-    state = jax.device_put(state, parallel.replicated_sharding(mesh))
-    position = LoopPosition(step=0, nimg=nimg, tick=0, phase_key=phase.key,
-                            resolution=phase.resolution, fade=phase.fade)
-    with WorkdirLock(workdir):
-        ckpt = Checkpointer(workdir, keep=config.keep_checkpoints,
-                            snapshot_kimg=config.snapshot_kimg, async_save=False)
-        try:
-            if ckpt.latest_step() is not None:
-                raise ValueError(f"{workdir} already holds a run (checkpoint at "
-                                 f"{ckpt.latest_step()} images); import into a new --workdir")
-            ckpt.save(nimg, checkpoint_items(state),
-                      {"position": position.to_meta(), "config": config.to_dict()})
-            ckpt.wait()
-        finally:
-            ckpt.close()
-    return nimg, config
-
-
 # ---- attribute classifiers (official metrics/linear_separability.py) -------------------------
 
-# networks_progan.D_paper (training/networks_progan.py): D_basic's layers without blur, fused
-# resampling at every resolution and one output; its defaults.
-D_PAPER_DEFAULTS = dict(num_channels=1, resolution=32, label_size=0, fmap_base=8192,
-                        fmap_decay=1.0, fmap_max=512, use_wscale=True, mbstd_group_size=4,
-                        dtype="float32", fused_scale=True, structure=None)
 CLASSIFIER_GLOB = "celebahq-classifier-*.pkl"
 # The official ls metric runs the classifiers on minibatches of 4 images per GPU
 # (metric_base.py: ls ... minibatch_per_gpu=4), so their minibatch-stddev groups are those 4.

@@ -91,3 +91,11 @@ def training_schedule(cur_nimg: int, sched: ml_collections.ConfigDict, resolutio
 def ema_beta(minibatch: int, G_smoothing_kimg: float) -> float:
     """Official G EMA decay per step: half-life of ``G_smoothing_kimg`` thousand images."""
     return 0.5 ** (minibatch / (G_smoothing_kimg * 1000.0)) if G_smoothing_kimg > 0 else 0.0
+
+
+def full_resolution_kimg(config: ml_collections.ConfigDict) -> float:
+    """The first kimg of the full-resolution stable phase (lod 0) of ``config``'s schedule:
+    the official ``resume_kimg`` at which fine-tuning a finished network starts."""
+    sched = config.sched
+    phases = int(math.log2(config.resolution)) - int(math.log2(sched.lod_initial_resolution))
+    return max(phases, 0) * (sched.lod_training_kimg + sched.lod_transition_kimg)

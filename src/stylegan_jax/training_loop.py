@@ -43,12 +43,14 @@ from stylegan_jax.checkpoint import (
 from stylegan_jax.compile_cache import enable_compilation_cache
 from stylegan_jax.data.pipeline import InputPipeline
 from stylegan_jax.data.prepared import open_prepared
+from stylegan_jax.errors import RunError
 from stylegan_jax.images import to_uint8
 from stylegan_jax.layers import upscale2d
 from stylegan_jax.logs import RunWriter, image_grid
 from stylegan_jax.metrics.periodic import PeriodicMetrics
 from stylegan_jax.metrics.registry import Networks
 from stylegan_jax.models import build_networks
+from stylegan_jax.runs import checkpoint_items, state_from_items
 from stylegan_jax.schedule import Phase, ema_beta, training_schedule
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,9 @@ GRID_LATENT_SEED_OFFSET = 1  # the snapshot grid's latents: jax.random.key(confi
 GRID_NOISE_SEED_OFFSET = 2  # the snapshot grid's noise: jax.random.key(config.seed + 2)
 
 
-class NonFiniteError(RuntimeError):
-    """Raised when too many consecutive updates had non-finite gradients."""
+class NonFiniteError(RunError):
+    """Raised when too many consecutive updates had non-finite gradients (the message names
+    the last finite checkpoint)."""
 
 
 @dataclasses.dataclass
@@ -154,23 +157,6 @@ def _open(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.M
             mininterval=1.0 if sys.stderr.isatty() else 30.0)),
         total_nimg=total_nimg, saved_at=position.nimg)
     return loop, state, position
-
-
-def checkpoint_items(state: training.TrainState) -> dict[str, Any]:
-    """The checkpoint items of a train state: the EMA generator on its own (sampling reads only
-    that) and the rest."""
-    rest = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
-            if f.name not in ("g_ema_params", "w_avg")}
-    return {STATE: rest, G_EMA: {"params": state.g_ema_params, "w_avg": state.w_avg}}
-
-
-def state_from_items(items: dict[str, Any]) -> training.TrainState:
-    """Inverse of :func:`checkpoint_items`; checkpoints without a ``g_ema`` item hold the
-    whole state."""
-    if G_EMA not in items:
-        return items[STATE]
-    ema = items[G_EMA]
-    return training.TrainState(**items[STATE], g_ema_params=ema["params"], w_avg=ema["w_avg"])
 
 
 def _restore_or_init(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.Mesh,

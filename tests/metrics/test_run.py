@@ -11,7 +11,7 @@ from PIL import Image
 from tiny_digits import tiny_digits_config
 
 import stylegan_jax as sg
-from stylegan_jax import cli, parallel, training, training_loop
+from stylegan_jax import cli, parallel, runs, training, training_loop
 from stylegan_jax.checkpoint import Checkpointer, LoopPosition
 from stylegan_jax.images import to_uint8
 from stylegan_jax.layers import upscale2d
@@ -19,6 +19,11 @@ from stylegan_jax.metrics import registry
 from stylegan_jax.metrics import run as run_lib
 from stylegan_jax.models import build_networks
 from stylegan_jax.networks import num_style_layers
+
+
+def load_all(path):
+    """A run or pickle's generator on every device, as ``stylegan-jax metrics`` loads it."""
+    return sg.load(path, mesh=parallel.make_mesh())
 
 
 def sq_distance(params, x, y):
@@ -30,7 +35,7 @@ def save_checkpoint(workdir, config, state, position):
     """A checkpoint of ``state`` as the training loop writes it, at loop ``position``."""
     ckpt = Checkpointer(workdir, async_save=False)
     try:
-        ckpt.save(position.nimg, training_loop.checkpoint_items(state),
+        ckpt.save(position.nimg, runs.checkpoint_items(state),
                   {"position": position.to_meta(), "config": config.to_dict()})
         ckpt.wait()
     finally:
@@ -119,7 +124,7 @@ def test_ppl_is_the_same_for_bf16_and_float32_runs(tiny_config, tmp_path, monkey
         workdirs[dtype] = tmp_path / dtype
         save_checkpoint(workdirs[dtype], config, state, position)
     networks = registry.Networks(distance=(sq_distance, None))
-    api = {d: run_lib.run_metrics(w, None, ["ppl_wend64"], networks=networks, batch_size=16,
+    api = {d: run_lib.run_metrics(load_all(w), ["ppl_wend64"], networks=networks, batch_size=16,
                                   cache_dir=None)["ppl_wend64"] for d, w in workdirs.items()}
     assert api["bfloat16"] == api["float32"] and np.isfinite(api["float32"])
 
@@ -162,7 +167,7 @@ def test_a_mid_fade_checkpoint_is_evaluated_at_its_phase(tiny_config, tmp_path, 
         return np.asarray(upscale2d(images, 2))
 
     # metrics: the driver sees the generator at the checkpoint's phase
-    run_lib.run_metrics(workdir, None, ["probe"], cache_dir=None, seed=7)
+    run_lib.run_metrics(load_all(workdir), ["probe"], cache_dir=None, seed=7)
     np.testing.assert_allclose(probe[-1], grid(jnp.ones((4, 8)), jax.random.key(7)),
                                rtol=1e-5, atol=1e-5)
     assert records(workdir)[-1]["probe"] == pytest.approx(float(np.mean(probe[-1])))
@@ -194,7 +199,7 @@ def test_computed_results_survive_a_failing_later_metric(tiny_config, tmp_path, 
     save_checkpoint(tmp_path, tiny_config, fresh_state(tiny_config),
                     LoopPosition(nimg=32, resolution=32, fade=0.0))
     with pytest.raises(RuntimeError, match="out of memory"):
-        run_lib.run_metrics(tmp_path, None, ["probe", "boom"], cache_dir=None)
+        run_lib.run_metrics(load_all(tmp_path), ["probe", "boom"], cache_dir=None)
     [record] = records(tmp_path)
     assert record["metric"] == "probe" and record["nimg"] == 32 and record["num_samples"] == 4
 
@@ -231,7 +236,7 @@ def test_cli_and_training_loop_share_the_driver_registry_and_real_statistics(
         raise AssertionError("real statistics were recomputed instead of read from the cache")
 
     monkeypatch.setattr(pipeline, "InputPipeline", no_recompute)  # reals are not read again
-    results = run_lib.run_metrics(tmp_path / "run", None, ["fid32", "probe"],
+    results = run_lib.run_metrics(load_all(tmp_path / "run"), ["fid32", "probe"],
                                   networks=registry.Networks(extractor=pixel_features),
                                   cache_dir=tmp_path / "cache", batch_size=16, seed=config.seed)
     assert callers[-1] == ["fid32", "probe"]
@@ -289,7 +294,7 @@ def test_modes_runs_through_the_registry(tiny_config, tmp_path):
     the value is a mode count of 1,000, and more is better when ranking checkpoints."""
     save_checkpoint(tmp_path, tiny_config, fresh_state(tiny_config),
                     LoopPosition(nimg=32, resolution=32, fade=0.0))
-    results = run_lib.run_metrics(tmp_path, None, ["modes64"], cache_dir=None, batch_size=16)
+    results = run_lib.run_metrics(load_all(tmp_path), ["modes64"], cache_dir=None, batch_size=16)
     assert set(results) == {"modes", "modes_kl"} and 1 <= results["modes"] <= 64
     assert records(tmp_path)[-1]["num_samples"] == 64
     assert not registry.get("modes").lower_is_better

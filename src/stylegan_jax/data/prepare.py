@@ -2,14 +2,19 @@
 
 Order of work: check every source image (nothing written yet), then write; any failure while
 writing removes what this build created, so ``data_dir`` never holds a half-written dataset.
+TFDS's own banner ("Downloading and preparing dataset Unknown size ...") is kept off stdout:
+nothing is downloaded, and the caller reports what was written (:class:`Prepared`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,6 +34,8 @@ class Prepared:
     skipped: Mapping[str, str]  # unusable source images left out by --skip_bad -> why
     num_classes: int
     ignored: Mapping[str, str] = dataclasses.field(default_factory=dict)  # non-images -> why
+    num_bytes: int = 0  # on disk, every file of the prepared copy
+    seconds: float = 0.0  # writing it (after the source check)
 
 
 def prepare_dataset(dataset: str, data_dir: str | os.PathLike, *,
@@ -61,8 +68,10 @@ def prepare_dataset(dataset: str, data_dir: str | os.PathLike, *,
                 if not d.exists()]
     mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
             else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+    start = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory(prefix="stylegan-jax-prepare-") as scratch:
+        with (tempfile.TemporaryDirectory(prefix="stylegan-jax-prepare-") as scratch,
+              contextlib.redirect_stdout(io.StringIO())):  # TFDS's "Downloading ..." banner
             builder.download_and_prepare(
                 download_dir=scratch,
                 download_config=tfds.download.DownloadConfig(download_mode=mode))
@@ -70,7 +79,11 @@ def prepare_dataset(dataset: str, data_dir: str | os.PathLike, *,
         if new_dirs:
             shutil.rmtree(new_dirs[0], ignore_errors=True)
         raise
-    return Prepared(name=name, path=Path(builder.data_dir),
+    seconds = time.monotonic() - start
+    path = Path(builder.data_dir)
+    return Prepared(name=name, path=path,
                     num_examples=builder.info.splits["train"].num_examples,
                     skipped=dict(sorted(plan.skipped.items())),
-                    num_classes=len(plan.class_names), ignored=plan.ignored)
+                    num_classes=len(plan.class_names), ignored=plan.ignored,
+                    num_bytes=sum(f.stat().st_size for f in path.rglob("*") if f.is_file()),
+                    seconds=seconds)

@@ -1,10 +1,12 @@
-"""Metrics of a run, the glue between runs and the one driver (:mod:`.registry`):
-``run_metrics(workdir, step, names)`` behind ``stylegan-jax metrics``, and the inputs that both
-it and the training loop derive from a run's config (real data, classifier, PPL crop).
+"""Metrics of a run, the glue between a loaded generator and the one driver (:mod:`.registry`):
+``run_metrics(model, names)`` behind ``stylegan-jax metrics``, and the inputs that both it and
+the training loop derive from a run's config (real data, classifier, PPL crop).
 
-Loads the checkpoint's EMA generator at its own resolution and fade in float32
-(:func:`stylegan_jax.runs.load_run`), calls :func:`.registry.evaluate` and appends one JSON
-line per metric to ``workdir/metrics.jsonl`` as soon as it is computed
+It takes the generator already loaded (a :class:`stylegan_jax.generate.Model`, or anything
+with its ``config``, ``G``, ``variables``, ``step`` and ``workdir``: the checkpoint's EMA
+generator at its own resolution and fade in float32), calls :func:`.registry.evaluate` and,
+for a run, appends one JSON line per metric to ``workdir/metrics.jsonl`` as soon as it is
+computed
 (``{"nimg": step, "time": ..., "metric": name, name: value, "num_samples": ..., ...}``).
 ``modes`` (mode coverage of 1,000, for ``stacked_digits`` runs) is computed by default for
 those runs.
@@ -17,7 +19,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import ml_collections
 
@@ -93,8 +95,17 @@ def jsonl_writer(workdir: str | os.PathLike, nimg: int
     return write
 
 
-def run_metrics(workdir: str | os.PathLike, step: int | None,
-                metric_names: Sequence[str] | None = None, *,
+class LoadedGenerator(Protocol):
+    """What :func:`run_metrics` needs of a loaded generator (``generate.Model`` has it)."""
+
+    config: ml_collections.ConfigDict
+    G: Any
+    variables: Any
+    step: int
+    workdir: Path | None
+
+
+def run_metrics(model: LoadedGenerator, metric_names: Sequence[str] | None = None, *,
                 inception_weights: str | os.PathLike | None = None,
                 inception_mode: str = "nvidia",
                 lpips_weights: str | os.PathLike | None = None,
@@ -105,18 +116,18 @@ def run_metrics(workdir: str | os.PathLike, step: int | None,
                 networks: registry.Networks | None = None,
                 on_skip: Callable[[str, str], None] | None = None) -> dict[str, Any]:
     """Computes ``metric_names`` (None: every default metric the run can compute, see
-    :data:`.registry.DEFAULT_NAMES`) for checkpoint ``step`` (None: latest) of ``workdir``,
-    at the checkpoint's resolution and fade, in float32; each result is appended to
-    ``workdir/metrics.jsonl`` as soon as it is computed. Returns ``{key: value}``.
-    ``workdir`` may also be an official StyleGAN ``.pkl`` (its Gs; results are returned, not
-    written); ``dataset_name`` overrides ``config.dataset.name`` (the FID reals, the PPL crop);
+    :data:`.registry.DEFAULT_NAMES`) of ``model`` (``generate.load`` of a run's checkpoint,
+    at its resolution and fade, in float32; replicate it over every device with
+    ``mesh=parallel.make_mesh()``); for a run (``model.workdir`` set), each result is appended
+    to ``workdir/metrics.jsonl`` as soon as it is computed. Returns ``{key: value}``.
+    ``dataset_name`` overrides ``config.dataset.name`` (the FID reals, the PPL crop);
     ``num_samples`` overrides every metric's sample count; ``classifier`` is the ``ls``
     attribute classifier (e.g. the official CelebA-HQ ones). ``networks`` replaces the weight
     flags (stand-ins in tests); metrics left out of the default list are reported to
     ``on_skip(name, why)``."""
     if metric_names is not None:
         check_names(metric_names)
-    config, generator, variables, nimg = _load_generator(workdir, step)
+    config = model.config
     if dataset_name:
         config = ml_collections.ConfigDict(config.to_dict())
         config.dataset.name = dataset_name
@@ -130,25 +141,10 @@ def run_metrics(workdir: str | os.PathLike, step: int | None,
                         default_names(config) if metric_names is None else metric_names)
     metric_names = _computable_names(metric_names, config, networks, on_skip)
     return registry.evaluate(
-        metric_names, generator, variables, real_data(config, data_dir), networks=networks,
+        metric_names, model.G, model.variables, real_data(config, data_dir), networks=networks,
         cache_dir=cache_dir, batch_size=batch_size, seed=seed, ppl_crop=crop,
         num_samples=num_samples,
-        on_result=None if nimg is None else jsonl_writer(workdir, nimg))
-
-
-def _load_generator(workdir: str | os.PathLike, step: int | None
-                    ) -> tuple[ml_collections.ConfigDict, Any, Any, int | None]:
-    """``(config, generator, variables, step)`` of a run's checkpoint (float32, at its phase)
-    or of an official ``.pkl``'s Gs (step None: results are not written next to the file)."""
-    from stylegan_jax.runs import load_run  # checkpoint loading stays out of metric modules
-
-    if Path(workdir).suffix == ".pkl" and not Path(workdir).is_dir():
-        from stylegan_jax.generate import load
-
-        model = load(workdir, step)
-        return model.config, model.G, model.variables, None
-    run = load_run(workdir, step)
-    return run.config, run.G, run.variables, run.step
+        on_result=None if model.workdir is None else jsonl_writer(model.workdir, model.step))
 
 
 def _computable_names(metric_names: Sequence[str] | None, config: ml_collections.ConfigDict,

@@ -2,7 +2,7 @@
 (docs/unconditional-collapse.md, section 7). Run from the repository root, on a box with
 many cores or a GPU, after ``stylegan-jax prepare --dataset stacked_digits --data_dir DATA``:
 
-    python scripts/collapse_sweep.py DATA OUT SECONDS [NAME ...]
+    python docs/studies/collapse_sweep.py DATA OUT SECONDS [NAME ...]
 
 Each variant (default: all of ``VARIANTS``) is ``stylegan-jax train --config
 experiments/stacked_digits.py:ROW FLAGS`` with the ``modes`` metric (26,000 samples) every 30k

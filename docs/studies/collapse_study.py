@@ -1,9 +1,9 @@
 """The measurements behind docs/unconditional-collapse.md (run from the repository root).
 
-    python scripts/collapse_study.py eval [--raw] RUN_DIR [STEP ...]  # one JSON line per checkpoint
-    python scripts/collapse_study.py plot OUT.png KEY NAME=EVAL.jsonl ...  # KEY: top_class, modes
-    python scripts/collapse_study.py mapping  # how a freshly initialised mapping spreads z
-    python scripts/collapse_study.py classes OUT.png RUN ...  # channels by digit
+    python docs/studies/collapse_study.py eval [--raw] RUN_DIR [STEP ...]  # one JSON line per checkpoint
+    python docs/studies/collapse_study.py plot OUT.png KEY NAME=EVAL.jsonl ...  # KEY: top_class, modes
+    python docs/studies/collapse_study.py mapping  # how a freshly initialised mapping spreads z
+    python docs/studies/collapse_study.py classes OUT.png RUN ...  # channels by digit
 
 ``eval`` samples 5,000 images from the EMA generator (``--raw``: the training generator, the
 checkpoint's ``state`` item) of each kept checkpoint (at the resolution
@@ -44,7 +44,7 @@ def raw_variables(workdir: str, step: int) -> dict:
     from stylegan_jax import parallel, training
     from stylegan_jax.checkpoint import G_EMA, STATE, Checkpointer
     from stylegan_jax.models import build_networks
-    from stylegan_jax.training_loop import checkpoint_items, state_from_items
+    from stylegan_jax.runs import checkpoint_items, state_from_items
 
     ckpt = Checkpointer(workdir, async_save=False, read_only=True)
     try:
