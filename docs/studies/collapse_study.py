@@ -1,7 +1,7 @@
 """The measurements behind docs/unconditional-collapse.md (run from the repository root).
 
-    python docs/studies/collapse_study.py eval [--raw] RUN_DIR [STEP ...]  # one JSON line per checkpoint
-    python docs/studies/collapse_study.py plot OUT.png KEY NAME=EVAL.jsonl ...  # KEY: top_class, modes
+    python docs/studies/collapse_study.py eval [--raw] RUN_DIR [STEP ...]  # a line per checkpoint
+    python docs/studies/collapse_study.py plot OUT.png KEY NAME=EVAL.jsonl ...  # top_class, modes
     python docs/studies/collapse_study.py mapping  # how a freshly initialised mapping spreads z
     python docs/studies/collapse_study.py classes OUT.png RUN ...  # channels by digit
 
