@@ -41,33 +41,44 @@ _SCALE = np.array([0.458, 0.448, 0.450], np.float32)
 
 
 class LPIPS(nn.Module):
-    """``(x, y)`` NHWC in [-1, 1] -> LPIPS distance ``[N]``."""
+    """``(x, y)`` NHWC in [-1, 1] -> LPIPS distance ``[N]``. :meth:`features` and
+    :meth:`feature_distance` split it, so that a fixed image's features are computed once
+    (projection compares many images against the same targets)."""
 
     precision: jax.lax.Precision = jax.lax.Precision.HIGHEST
 
+    def setup(self) -> None:
+        for convs, width in zip(VGG_CONVS, VGG_WIDTHS, strict=True):
+            for idx in convs:
+                setattr(self, f"conv{idx}", nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)),
+                                                    precision=self.precision))
+        self.lins = [self.param(f"lin{i}", nn.initializers.ones, (width,))
+                     for i, width in enumerate(VGG_WIDTHS)]
+
     def features(self, x: jax.Array) -> list[jax.Array]:
-        """Channel-normalised activations of the five VGG16 slices."""
+        """Channel-normalised activations of the five VGG16 slices of ``x`` in [-1, 1]."""
         x = (x - _SHIFT) / _SCALE
         feats = []
-        for s, (convs, width) in enumerate(zip(VGG_CONVS, VGG_WIDTHS, strict=True)):
+        for s, convs in enumerate(VGG_CONVS):
             if s:
                 x = nn.max_pool(x, (2, 2), (2, 2))
             for idx in convs:
-                x = nn.relu(nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)),
-                                    precision=self.precision, name=f"conv{idx}")(x))
+                x = nn.relu(getattr(self, f"conv{idx}")(x))
             norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True))
             feats.append(x / (norm + 1e-10))
         return feats
 
-    @nn.compact
+    def feature_distance(self, fx: list[jax.Array], fy: list[jax.Array]) -> jax.Array:
+        """LPIPS ``[N]`` between two images' :meth:`features`."""
+        total = jnp.zeros((fx[0].shape[0],), jnp.float32)
+        for a, b, lin in zip(fx, fy, self.lins, strict=True):
+            total += jnp.mean(jnp.sum(jnp.square(a - b) * lin, axis=-1), axis=(1, 2))
+        return total
+
     def __call__(self, x: jax.Array, y: jax.Array) -> jax.Array:
         n = x.shape[0]
         feats = self.features(jnp.concatenate([x, y]))
-        total = jnp.zeros((n,), jnp.float32)
-        for i, (f, width) in enumerate(zip(feats, VGG_WIDTHS, strict=True)):
-            lin = self.param(f"lin{i}", nn.initializers.ones, (width,))
-            total += jnp.mean(jnp.sum(jnp.square(f[:n] - f[n:]) * lin, axis=-1), axis=(1, 2))
-        return total
+        return self.feature_distance([f[:n] for f in feats], [f[n:] for f in feats])
 
 
 def distance_255(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
