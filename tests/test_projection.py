@@ -2,17 +2,23 @@
 self-consistency, batch and device invariance on a tiny random generator with the LPIPS
 heads the ``lpips`` wheel ships on a random VGG16 trunk (no downloaded weights)."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from PIL import Image
+from random_lpips import random_lpips_params, write_lpips_npz
 
-from stylegan_jax import parallel, projection
+import stylegan_jax as sg
+from stylegan_jax import cli, parallel, projection
+from stylegan_jax.data.images import read_target
 from stylegan_jax.generate import Model, _compile
 from stylegan_jax.images import to_uint8
-from stylegan_jax.metrics import lpips, weights
 from stylegan_jax.networks import Generator
+from stylegan_jax.projector import load_projected
 
 TINY = dict(latent_size=16, dlatent_size=16, mapping_fmaps=16, mapping_layers=2, fmap_base=64,
             fmap_max=16)
@@ -20,17 +26,7 @@ TINY = dict(latent_size=16, dlatent_size=16, mapping_fmaps=16, mapping_layers=2,
 
 @pytest.fixture(scope="module")
 def lpips_params():
-    """A random VGG16 trunk (LPIPS needs images of 16x16 or more) with the real v0.1 heads."""
-    heads = lpips._installed_lpips_heads()
-    if heads is None:
-        pytest.skip("the lpips package (metrics-test extra) ships the LPIPS heads")
-    x = jnp.zeros((1, 16, 16, 3))
-    trunk = lpips.LPIPS().init(jax.random.key(1), x, x)["params"]
-    return lpips.params_from_arrays(
-        {f"VGG16_0.Conv_{k}.{p}": trunk[f"conv{idx}"][p]
-         for k, idx in enumerate(i for group in lpips.VGG_CONVS for i in group)
-         for p in ("kernel", "bias")},
-        weights.read_weights(heads, "LPIPS heads", ""))
+    return random_lpips_params()
 
 
 def tiny_model(label_size=0):
@@ -186,3 +182,81 @@ def test_bad_arguments(model, lpips_params, kwargs, message):
     kwargs = {"targets": np.zeros((1, 16, 16, 3), np.uint8), **kwargs}
     with pytest.raises(ValueError, match=message):
         projection.project(model, kwargs.pop("targets"), lpips_params, steps=1, **kwargs)
+
+
+# ---- the project command -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pkl(tmp_path_factory):
+    """An official-format pickle (a 3-class 32x32 network, random weights)."""
+    from test_official import our_networks, write_pickle
+
+    return write_pickle(tmp_path_factory.mktemp("pkl") / "cond.pkl", *our_networks(32, 3, seed=5))
+
+
+@pytest.fixture(scope="module")
+def lpips_file(tmp_path_factory, lpips_params):
+    return write_lpips_npz(tmp_path_factory.mktemp("lpips") / "vgg16.npz", lpips_params)
+
+
+def test_project_command_on_an_official_pickle(pkl, lpips_file, tmp_path, capsys):
+    model = sg.load(pkl)
+    images = to_uint8(model.generate(seeds=[0, 1], class_index=1))
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    Image.fromarray(images[0]).save(tmp_path / "in" / "a.png")
+    Image.fromarray(images[1]).resize((40, 48)).save(tmp_path / "in" / "sub" / "b.jpg")
+    Image.fromarray(images[1]).save(tmp_path / "in" / "sub" / "a.png")  # a second "a"
+    out = tmp_path / "out"
+    cli.main(["project", "--network", str(pkl), "--target", str(tmp_path / "in"), "--outdir",
+              str(out), "--steps", "20", "--class_index", "1", "--lpips_weights",
+              str(lpips_file), "--gif_every", "10", "--batch", "2"])
+    assert "Projected 3 images into W (20 steps" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "projections.jsonl").read_text().splitlines()]
+    assert [r["name"] for r in rows] == ["a", "a-2", "b"]
+    assert [r["target"] for r in rows] == [str(tmp_path / "in" / p)
+                                           for p in ("a.png", "sub/a.png", "sub/b.jpg")]
+    for row in rows:
+        assert row["steps"] == 20 and row["space"] == "w" and row["class"] == 1
+        assert row["lpips"] < row["start_lpips"] and row["psnr"] > 0
+        where = out / row["name"]
+        w, noise = load_projected(where / "projected_w.npz")
+        assert w.shape == (1, model.G.dlatent_size)
+        proj = np.asarray(Image.open(where / "proj.png"))
+        np.testing.assert_array_equal(to_uint8(model.generate(w=w, noise=noise))[0], proj)
+        target = read_target(row["target"], 32, 3)
+        np.testing.assert_array_equal(np.asarray(Image.open(where / "target.png")), target)
+        assert Image.open(where / "proj.gif").n_frames == 2
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "a" / "target.png")), images[0])
+
+
+def test_project_command_errors(pkl, lpips_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("STYLEGAN_JAX_LPIPS", raising=False)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "grey.png")
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "ok.png")
+    (tmp_path / "notarun").mkdir()
+    base = ["project", "--network", str(pkl), "--outdir", str(tmp_path / "out"),
+            "--lpips_weights", str(lpips_file), "--steps", "1"]
+    cases = [
+        (["--target", str(tmp_path / "empty")], f"{tmp_path / 'empty'}: no "),
+        (["--target", str(tmp_path / "*.gif")], "*.gif: no "),
+        (["--target", str(tmp_path / "bad.png")], f"{tmp_path / 'bad.png'}: not an image"),
+        (["--target", str(tmp_path / "grey.png")],
+         f"{tmp_path / 'grey.png'}: a greyscale image, but the model makes RGB"),
+        (["--target", str(tmp_path / "ok.png"), "--class_index", "7"],
+         "class index 7 is outside [0, 3)"),
+        (["--target", str(tmp_path / "ok.png"), "--network", str(tmp_path / "notarun")],
+         str(tmp_path / "notarun")),
+    ]
+    for extra, words in cases:
+        with pytest.raises(SystemExit) as e:
+            cli.main(base + extra)
+        err = capsys.readouterr().err.strip()
+        assert e.value.code in (2, 3) and len(err.splitlines()) == 1, err
+        assert words in err and "Traceback" not in err, err
+    with pytest.raises(SystemExit):
+        cli.main(["project", "--network", str(pkl), "--outdir", str(tmp_path / "out"),
+                  "--target", str(tmp_path / "ok.png")])
+    assert "LPIPS VGG16 weights: no file given" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "projections.jsonl").exists()

@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -283,20 +283,14 @@ def _pad(x: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([x, np.repeat(x[-1:], size - len(x), axis=0)]) if len(x) < size else x
 
 
-def project(model: Model, targets: Any, lpips_params: Any, *,
-            classes: Sequence[int | None] | None = None, recipe: Recipe | None = None,
-            seed: int = 0, batch_size: int = 32, mesh: Mesh | None = None,
-            callback: Callable[[Progress], None] | None = None, callback_every: int = 100,
-            **knobs: Any) -> Projection:
-    """Projects ``targets`` (uint8 ``[N, r, r, C]``, or floats in [-1, 1]) into ``model``'s W
-    (or W+, ``space='w+'``) by the StyleGAN2 projector's recipe (module docstring); any
-    :class:`Recipe` field may be given as a keyword (``steps=``, ``space=``, ...).
-
-    ``lpips_params``: :func:`stylegan_jax.metrics.lpips.load_lpips`. ``classes``: one class
-    per target for a conditional model (the start is that class's mean w). Targets are
-    optimised ``batch_size`` at a time (each batch padded to that size, rounded up to the
-    device count of ``mesh``, default all devices: one compiled program), and ``callback``
-    gets a :class:`Progress` every ``callback_every`` steps (chunks of a jitted scan)."""
+def project_batches(model: Model, targets: Any, lpips_params: Any, *,
+                    classes: Sequence[int | None] | None = None, recipe: Recipe | None = None,
+                    seed: int = 0, batch_size: int = 32, mesh: Mesh | None = None,
+                    callback: Callable[[Progress], None] | None = None,
+                    callback_every: int = 100, **knobs: Any
+                    ) -> Iterator[tuple[slice, Projection]]:
+    """:func:`project`, one batch at a time: yields ``(which targets, their Projection)`` as
+    each batch finishes (so a caller can write results before the next batch starts)."""
     recipe = dataclasses.replace(recipe or Recipe(), **knobs)
     mesh = mesh if mesh is not None else parallel.make_mesh()
     x = _targets_array(targets, model)
@@ -309,6 +303,7 @@ def project(model: Model, targets: Any, lpips_params: Any, *,
         raise ValueError("this model is unconditional: it takes no target classes")
     if batch_size < 1 or callback_every < 1:
         raise ValueError("batch_size and callback_every must be >= 1")
+    originals = np.asarray(targets) if np.asarray(targets).dtype == np.uint8 else to_uint8(x)
     w_avg, w_std = w_statistics(model, classes, num_samples=recipe.w_avg_samples,
                                 seed=recipe.w_avg_seed)
     if classes is None:
@@ -320,7 +315,6 @@ def project(model: Model, targets: Any, lpips_params: Any, *,
     lpips_params = jax.device_put(lpips_params, rep)
     key_noise, key_steps = jax.random.split(jax.random.key(seed))
     chunk = min(callback_every, recipe.steps) if callback else recipe.steps
-    results: dict[str, list] = {k: [] for k in ("w", "noise", "images", "lpips", "start")}
     for lo in range(0, n, size):
         real = slice(lo, min(lo + size, n))
         count = real.stop - real.start
@@ -333,12 +327,12 @@ def project(model: Model, targets: Any, lpips_params: Any, *,
                                                           put(w_avg), key_noise)
         _, start_lpips = evaluate(variables, lpips_params, params["w"], noise,
                                   target_features)
-        results["start"].append(np.asarray(start_lpips)[:count])
+        fixed_noise = [] if recipe.optimize_noise else noise
         for first in range(0, recipe.steps, chunk):
             length = min(chunk, recipe.steps - first)
-            params, opt_state, loss = run(params, opt_state, noise, variables, lpips_params,
-                                          batch_targets, target_features, batch_std,
-                                          key_steps, first, length=length)
+            params, opt_state, loss = run(params, opt_state, fixed_noise, variables,
+                                          lpips_params, batch_targets, target_features,
+                                          batch_std, key_steps, first, length=length)
             if callback:
                 callback(Progress(real, first + length, recipe.steps, loss[:count],
                                   params["w"][:count],
@@ -346,14 +340,31 @@ def project(model: Model, targets: Any, lpips_params: Any, *,
         final_noise = params.get("noise", noise)
         images, distances = evaluate(variables, lpips_params, params["w"], final_noise,
                                      target_features)
-        results["w"].append(np.asarray(params["w"])[:count])
-        results["noise"].append([np.asarray(a)[:count] for a in final_noise])
-        results["images"].append(np.asarray(images)[:count])
-        results["lpips"].append(np.asarray(distances)[:count])
-    images = np.concatenate(results["images"])
+        images = np.asarray(images)[:count]
+        yield real, Projection(
+            w=np.asarray(params["w"])[:count],
+            noise=[np.asarray(a)[:count] for a in final_noise], images=images,
+            lpips=np.asarray(distances)[:count], start_lpips=np.asarray(start_lpips)[:count],
+            psnr=psnr(images, originals[real]), space=recipe.space, steps=recipe.steps)
+
+
+def project(model: Model, targets: Any, lpips_params: Any, **kwargs: Any) -> Projection:
+    """Projects ``targets`` (uint8 ``[N, r, r, C]``, or floats in [-1, 1]) into ``model``'s W
+    (or W+, ``space='w+'``) by the StyleGAN2 projector's recipe (module docstring); any
+    :class:`Recipe` field may be given as a keyword (``steps=``, ``space=``, ...).
+
+    ``lpips_params``: :func:`stylegan_jax.metrics.lpips.load_lpips`. ``classes``: one class
+    per target for a conditional model (the start is that class's mean w; ``None`` entries
+    the mean over all classes). Targets are optimised ``batch_size`` at a time (each batch
+    padded to that size, rounded up to the device count of ``mesh``, default all devices),
+    and ``callback`` gets a :class:`Progress` every ``callback_every`` steps (chunks of a
+    jitted scan). ``seed`` draws the initial noise inputs and the w noise."""
+    parts = [p for _, p in project_batches(model, targets, lpips_params, **kwargs)]
     return Projection(
-        w=np.concatenate(results["w"]),
-        noise=[np.concatenate(layer) for layer in zip(*results["noise"], strict=True)],
-        images=images, lpips=np.concatenate(results["lpips"]),
-        start_lpips=np.concatenate(results["start"]),
-        psnr=psnr(images, to_uint8(x)), space=recipe.space, steps=recipe.steps)
+        w=np.concatenate([p.w for p in parts]),
+        noise=[np.concatenate(layer) for layer in zip(*(p.noise for p in parts), strict=True)],
+        images=np.concatenate([p.images for p in parts]),
+        lpips=np.concatenate([p.lpips for p in parts]),
+        start_lpips=np.concatenate([p.start_lpips for p in parts]),
+        psnr=np.concatenate([p.psnr for p in parts]), space=parts[0].space,
+        steps=parts[0].steps)

@@ -29,6 +29,7 @@ from stylegan_jax.cli import (
     import_run,
     metrics,
     prepare,
+    project,
     summary,
     train,
 )
@@ -47,6 +48,7 @@ COMMANDS: dict[str, types.ModuleType] = {
     "data-bench": data_bench,
     "generate": generate,
     "figure": figure,
+    "project": project,
     "import": import_run,
 }
 

@@ -6,6 +6,7 @@ so the thread pools used by the builders scale with cores.
 
 from __future__ import annotations
 
+import glob
 import io
 import threading
 import zipfile
@@ -160,3 +161,47 @@ def ordered_map(fn: Callable[[_T], _R], items: Iterable[_T], workers: int,
                 yield pending.popleft().result()
         for future in pending:
             yield future.result()
+
+
+def list_image_files(spec: str | Path) -> list[Path]:
+    """``FILE``, ``DIR`` (its image files, recursively, sorted, hidden files skipped) or a
+    glob (``'photos/*.jpg'``) -> image paths; ``FileNotFoundError`` naming ``spec`` if none."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        found = [path / key for key in ImageSource(path).keys]
+    else:
+        found = sorted(p for p in map(Path, glob.glob(str(path), recursive=True))
+                       if p.is_file() and _why_not_image(p.name, IMAGE_EXTENSIONS) is None)
+    if not found:
+        raise FileNotFoundError(f"{spec}: no {'/'.join(sorted(IMAGE_EXTENSIONS))} image there")
+    return found
+
+
+GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def read_target(path: str | Path, resolution: int, channels: int, *,
+                grey_to_rgb: bool = False) -> np.ndarray:
+    """One image file as a target for a ``resolution`` x ``resolution`` model with
+    ``channels`` (1 or 3): decoded as :func:`decode_rgb` does, centre-cropped and resized as
+    ``prepare --fit crop`` (:func:`fit_square`), uint8 ``[r, r, channels]``. A greyscale file
+    for an RGB model is refused unless ``grey_to_rgb`` (then replicated, as ``prepare``
+    does); a colour file for a greyscale model is refused. Errors name the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        image = decode_rgb(data)
+        with Image.open(io.BytesIO(data)) as img:
+            grey = img.mode in GREY_MODES
+    except (BadImageError, OSError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else e
+        raise BadImageError(f"{path}: {reason}") from None
+    if channels == 3 and grey and not grey_to_rgb:
+        raise BadImageError(f"{path}: a greyscale image, but the model makes RGB images; "
+                            "convert it, or allow it to be replicated to RGB (grey_to_rgb)")
+    if channels == 1 and not grey:
+        raise BadImageError(f"{path}: a colour image, but the model makes greyscale images")
+    square = fit_square(image, resolution, "crop")
+    return square[..., :1] if channels == 1 else square
