@@ -15,6 +15,7 @@ from stylegan_jax import generate as generate_module
 from stylegan_jax.generate import Model, _compile, parse_seeds, seed_classes, style_layers
 from stylegan_jax.images import to_uint8
 from stylegan_jax.latents import slerp
+from stylegan_jax.networks import noise_shapes
 from stylegan_jax.runs import load_run
 
 pytestmark = pytest.mark.slow  # real training runs / subprocesses
@@ -372,3 +373,68 @@ def test_generate_prints_only_its_result(tiny_run, tmp_path, capfd):
     out, err = capfd.readouterr()
     assert out == f"Wrote 2 images of checkpoint 64 to {tmp_path}\n"
     assert err == ""
+
+
+# ---- editing: mixing and moving given w (projections) ------------------------------------
+
+def test_mixing_cells_take_each_rows_own_noise(model):
+    rng = np.random.default_rng(0)
+    a = figures.Sources(w_plus_of(model, [0, 1]),
+                        [rng.standard_normal((2, *s[1:])).astype(np.float32)
+                         for s in noise_shapes(32)])
+    b = figures.seed_sources(model, [2, 3, 4], noise=1)
+    cells = figures.mixing_cells(model, a, b, style_layers("coarse", 8))
+    assert cells.shape == (3, 4, 32, 32, 3)
+    for i in range(2):
+        own = [n[i:i + 1] for n in a.noise]
+        np.testing.assert_allclose(cells[1 + i, 0], reference(model, a.w[i:i + 1], own)[0],
+                                   rtol=1e-5, atol=5e-5)
+        mixed = a.w[i].copy()
+        mixed[:4] = b.w[2][:4]
+        np.testing.assert_allclose(cells[1 + i, 3], reference(model, mixed[None], own)[0],
+                                   rtol=1e-5, atol=5e-5)
+    np.testing.assert_allclose(cells[0, 1:], reference(model, b.w, model.noise(1)),
+                               rtol=1e-5, atol=5e-5)
+
+
+def test_edit_cells_move_w_along_the_direction(model):
+    src = figures.seed_sources(model, [0, 1], noise=2)
+    direction = np.random.default_rng(1).standard_normal(model.G.dlatent_size)
+    cells = figures.edit_cells(model, src, direction, [-1.0, 0.0, 2.5], layers=range(2, 6))
+    assert cells.shape == (2, 3, 32, 32, 3)
+    np.testing.assert_allclose(cells[:, 1], reference(model, src.w, model.noise(2)),
+                               rtol=1e-5, atol=5e-5)
+    moved = src.w.copy()
+    moved[:, 2:6] += 2.5 * direction
+    np.testing.assert_allclose(cells[:, 2], reference(model, moved, model.noise(2)),
+                               rtol=1e-5, atol=5e-5)
+    with pytest.raises(ValueError, match="direction has shape"):
+        figures.edit_cells(model, src, direction[:3], [1.0])
+
+
+def test_directions_project_and_edit_commands(tiny_run, model, tmp_path, capsys):
+    """The path of the README's editing section on a digits run: directions from the digit
+    attributes, a projection, then mixing and edit figures from it."""
+    from random_lpips import random_lpips_params, write_lpips_npz
+
+    lpips_file = write_lpips_npz(tmp_path / "vgg16.npz", random_lpips_params())
+    cli.main(["directions", "--workdir", str(tiny_run), "--num_samples", "64", "--outdir",
+              str(tmp_path / "dirs")])
+    assert "Wrote 10 directions (digit0, digit1" in capsys.readouterr().out
+    d3 = np.load(tmp_path / "dirs" / "digit3.npy")
+    assert d3.shape == (model.G.dlatent_size,) and d3.dtype == np.float32
+    for seed in (5, 6):
+        Image.fromarray(to_uint8(model.generate(seeds=[seed]))[0]).save(tmp_path / f"t{seed}.png")
+    cli.main(["project", "--workdir", str(tiny_run), "--target", str(tmp_path / "t*.png"),
+              "--steps", "4", "--lpips_weights", str(lpips_file), "--space", "w+",
+              "--outdir", str(tmp_path / "proj")])
+    run = ["figure", "--workdir", str(tiny_run), "--outdir", str(tmp_path / "figs")]
+    cli.main([*run, "--kind", "edit", "--rows_from", str(tmp_path / "proj"), "--direction",
+              str(tmp_path / "dirs" / "digit3.npy"), "--amounts", "-1,0,1"])
+    assert Image.open(tmp_path / "figs" / "edit-digit3.png").size == (3 * 32, 2 * 32)
+    cli.main([*run, "--kind", "mixing", "--rows_from", str(tmp_path / "proj"),
+              "--cols_from", str(tmp_path / "proj"), "--styles", "coarse"])
+    assert Image.open(tmp_path / "figs" / "mixing-coarse.png").size == (3 * 32, 3 * 32)
+    with pytest.raises(SystemExit, match="a direction must be"):
+        np.save(tmp_path / "bad.npy", np.zeros(3))
+        cli.main([*run, "--kind", "edit", "--direction", str(tmp_path / "bad.npy")])

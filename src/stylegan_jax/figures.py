@@ -10,6 +10,7 @@ On a conditional model every figure draws ``class_index`` if given, else each se
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,8 @@ from stylegan_jax.latents import lerp, slerp
 from stylegan_jax.logs import image_grid, save_png
 
 TRUNCATION_PSIS = (1.0, 0.7, 0.5, 0.0, -0.5, -1.0)  # the paper's Figure 8
-KINDS = ("mixing", "noise", "truncation", "interpolation")
+KINDS = ("mixing", "noise", "truncation", "interpolation", "edit")
+EDIT_AMOUNTS = (-2.0, -1.0, 0.0, 1.0, 2.0)  # in standard deviations along the direction
 
 
 def figure_image(cells: np.ndarray) -> np.ndarray:
@@ -36,24 +38,78 @@ def _w_plus(w: np.ndarray, num_layers: int) -> np.ndarray:
     return np.repeat(w[:, None, :], num_layers, axis=1)
 
 
+@dataclasses.dataclass(frozen=True)
+class Sources:
+    """The images a figure starts from: per-layer w ``[n, num_layers, D]`` and their noise,
+    either one realisation for all (a noise seed, or ``'stored'``) or per-layer arrays
+    ``[n, h, w, 1]`` of their own (a projection's optimised noise)."""
+
+    w: np.ndarray
+    noise: Noise = 0
+
+    def per_image(self, model: Model) -> list[np.ndarray]:
+        """The noise as per-layer arrays with one row per image."""
+        layers = model.noise(self.noise) if isinstance(self.noise, int | str) else self.noise
+        return [np.broadcast_to(a, (len(self.w), *np.shape(a)[1:])) for a in layers]
+
+
+def seed_sources(model: Model, seeds: Sequence[int], *, noise: Noise = 0,
+                 class_index: int | None = None) -> Sources:
+    """:class:`Sources` for seeds: their mapped w on every layer, one noise realisation."""
+    return Sources(_w_plus(model.map(class_index=class_index, seeds=seeds), model.num_layers),
+                   noise)
+
+
+def mixing_cells(model: Model, rows: Sources, cols: Sources, layers: Sequence[int], *,
+                 psi: float | None = None, cutoff: int | None = None) -> np.ndarray:
+    """Figure 3 from any sources (seeds, projections): A images down the first column, B
+    along the first row; cell (i, j) is A_i with B_j's w on ``layers`` and A_i's noise."""
+    a, b = rows.w, cols.w
+    mixed = np.repeat(a[:, None], len(b), axis=1)
+    mixed[:, :, list(layers)] = b[None][:, :, list(layers)]
+    w = np.concatenate([a, b, mixed.reshape(-1, *a.shape[1:])])
+    shared = isinstance(rows.noise, int | str) and rows.noise == cols.noise
+    noise = rows.noise if shared else [
+        np.concatenate([na, nb, np.repeat(na, len(b), axis=0)])
+        for na, nb in zip(rows.per_image(model), cols.per_image(model), strict=True)]
+    images = model.generate(w=w, psi=psi, cutoff=cutoff, noise=noise)
+    n_rows, n_cols = len(a), len(b)
+    cells = np.full((n_rows + 1, n_cols + 1, *images.shape[1:]), -1.0, np.float32)
+    cells[1:, 0] = images[:n_rows]
+    cells[0, 1:] = images[n_rows:n_rows + n_cols]
+    cells[1:, 1:] = images[n_rows + n_cols:].reshape(n_rows, n_cols, *images.shape[1:])
+    return cells
+
+
 def mixing_figure(model: Model, row_seeds: Sequence[int], col_seeds: Sequence[int],
                   layers: Sequence[int], *, psi: float | None = None, cutoff: int | None = None,
                   noise: Noise = 0, class_index: int | None = None) -> np.ndarray:
     """Figure 3: source A images down the first column, source B along the first row; cell
     (i, j) is A_i with B_j's styles on ``layers`` (e.g. ``style_layers('coarse', L)``)."""
-    L = model.num_layers
-    a = _w_plus(model.map(class_index=class_index, seeds=row_seeds), L)
-    b = _w_plus(model.map(class_index=class_index, seeds=col_seeds), L)
-    mixed = np.repeat(a[:, None], len(col_seeds), axis=1)
-    mixed[:, :, list(layers)] = b[None][:, :, list(layers)]
-    images = model.generate(w=np.concatenate([a, b, mixed.reshape(-1, *a.shape[1:])]), psi=psi,
-                            cutoff=cutoff, noise=noise)
-    rows, cols = len(row_seeds), len(col_seeds)
-    cells = np.full((rows + 1, cols + 1, *images.shape[1:]), -1.0, np.float32)
-    cells[1:, 0] = images[:rows]
-    cells[0, 1:] = images[rows:rows + cols]
-    cells[1:, 1:] = images[rows + cols:].reshape(rows, cols, *images.shape[1:])
-    return cells
+    return mixing_cells(model, seed_sources(model, row_seeds, noise=noise,
+                                            class_index=class_index),
+                        seed_sources(model, col_seeds, noise=noise, class_index=class_index),
+                        layers, psi=psi, cutoff=cutoff)
+
+
+def edit_cells(model: Model, rows: Sources, direction: np.ndarray, amounts: Sequence[float],
+               layers: Sequence[int] | None = None, *, psi: float | None = None,
+               cutoff: int | None = None) -> np.ndarray:
+    """A row per source, a column per amount k: the source's w moved by ``k * direction``
+    (``[D]``, e.g. an attribute's SVM normal from ``stylegan_jax.editing``) on ``layers``
+    (default all), with the source's own noise."""
+    direction = np.asarray(direction, np.float32)
+    if direction.shape != (rows.w.shape[-1],):
+        raise ValueError(f"the direction has shape {list(direction.shape)}; this model's w "
+                         f"has {rows.w.shape[-1]} dimensions")
+    on = np.zeros((model.num_layers, 1), np.float32)
+    on[list(range(model.num_layers) if layers is None else layers)] = 1.0
+    amounts = np.asarray(amounts, np.float32)
+    w = rows.w[:, None] + amounts[None, :, None, None] * on * direction
+    noise = [np.repeat(a, len(amounts), axis=0) for a in rows.per_image(model)]
+    images = model.generate(w=w.reshape(-1, *rows.w.shape[1:]), psi=psi, cutoff=cutoff,
+                            noise=noise)
+    return images.reshape(len(rows.w), len(amounts), *images.shape[1:])
 
 
 def noise_split(num_layers: int) -> int:
@@ -146,25 +202,43 @@ def write_figure(model: Model, kind: str, outdir: str | Path, seeds: Sequence[in
                  psi: float | None = None, cutoff: int | None = None,
                  psis: Sequence[float] = TRUNCATION_PSIS, steps: int = 16, space: str = "w",
                  fps: float = 12.0, samples: int = 32, noise: int | str = 0,
-                 class_index: int | None = None) -> list[Path]:
+                 class_index: int | None = None, rows: Sources | None = None,
+                 cols: Sources | None = None, direction: np.ndarray | None = None,
+                 direction_name: str = "direction",
+                 amounts: Sequence[float] = EDIT_AMOUNTS) -> list[Path]:
     """Writes figure ``kind`` under ``outdir`` and returns the files: ``mixing-STYLE.png``
     per style range (default: the named ranges the model has), ``noise-detail.png`` and
-    ``noise-components.png``, ``truncation.png``, or ``interpolation-SPACE.gif`` with its
-    frames in ``interpolation-SPACE/``."""
+    ``noise-components.png``, ``truncation.png``, ``interpolation-SPACE.gif`` with its
+    frames in ``interpolation-SPACE/``, or ``edit-NAME.png`` (``direction`` moved by
+    ``amounts`` on the ``styles`` layers, default all). ``rows`` and ``cols`` (e.g.
+    projections) replace the row and column seeds of ``mixing`` and the rows of ``edit``."""
     outdir = Path(outdir)
     common = dict(cutoff=cutoff, class_index=class_index)
     written = []
+
+    def sources(given: Sources | None, seed_list: Sequence[int]) -> Sources:
+        return given or seed_sources(model, seed_list, noise=noise, class_index=class_index)
+
     if kind == "mixing":
-        if not col_seeds:
+        if not col_seeds and cols is None:
             raise ValueError("the mixing figure needs column seeds (source B)")
         if not styles:
             styles = named_styles(model.num_layers)
         ranges = {s: style_layers(s, model.num_layers) for s in styles}  # all checked first
+        a, b = sources(rows, seeds), sources(cols, col_seeds)
         for name, layers in ranges.items():
-            cells = mixing_figure(model, seeds, col_seeds, layers, psi=psi, noise=noise,
-                                  **common)
+            cells = mixing_cells(model, a, b, layers, psi=psi, cutoff=cutoff)
             written.append(outdir / f"mixing-{name}.png")
             save_png(written[-1], figure_image(cells))
+    elif kind == "edit":
+        if direction is None:
+            raise ValueError("the edit figure needs a direction (a .npy of w's size)")
+        layers = (None if not styles else sorted({i for spec in styles
+                                                  for i in style_layers(spec, model.num_layers)}))
+        cells = edit_cells(model, sources(rows, seeds), direction, amounts, layers, psi=psi,
+                           cutoff=cutoff)
+        written = [outdir / f"edit-{direction_name}.png"]
+        save_png(written[0], figure_image(cells))
     elif kind == "noise":
         written = [outdir / "noise-detail.png", outdir / "noise-components.png"]
         save_png(written[0], figure_image(noise_detail_figure(

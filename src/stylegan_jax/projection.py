@@ -160,15 +160,30 @@ def psnr(images: np.ndarray, targets: np.ndarray) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class Progress:
     """What a progress callback is told after each chunk of steps: the batch of targets it
-    belongs to, the step reached, and the current per-target ``loss``, ``w`` and ``noise``
-    (device arrays, real targets only; pulled to the host only if the callback reads them)."""
+    belongs to and the step reached; :attr:`loss`, :attr:`w` and :attr:`noise` give the
+    current per-target values on the host (copied only if the callback reads them)."""
 
     batch: slice
     step: int
     steps: int
-    loss: jax.Array
-    w: jax.Array
-    noise: list[jax.Array]
+    _loss: jax.Array = dataclasses.field(repr=False)
+    _w: jax.Array = dataclasses.field(repr=False)
+    _noise: list[jax.Array] = dataclasses.field(repr=False)
+
+    def _real(self, a: jax.Array) -> np.ndarray:
+        return np.asarray(a)[: self.batch.stop - self.batch.start]  # padding dropped
+
+    @property
+    def loss(self) -> np.ndarray:
+        return self._real(self._loss)
+
+    @property
+    def w(self) -> np.ndarray:
+        return self._real(self._w)
+
+    @property
+    def noise(self) -> list[np.ndarray]:
+        return [self._real(a) for a in self._noise]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,9 +349,8 @@ def project_batches(model: Model, targets: Any, lpips_params: Any, *,
                                           lpips_params, batch_targets, target_features,
                                           batch_std, key_steps, first, length=length)
             if callback:
-                callback(Progress(real, first + length, recipe.steps, loss[:count],
-                                  params["w"][:count],
-                                  [a[:count] for a in params.get("noise", noise)]))
+                callback(Progress(real, first + length, recipe.steps, loss, params["w"],
+                                  params.get("noise", noise)))
         final_noise = params.get("noise", noise)
         images, distances = evaluate(variables, lpips_params, params["w"], final_noise,
                                      target_features)

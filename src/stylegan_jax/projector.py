@@ -19,7 +19,7 @@ import numpy as np
 
 from stylegan_jax import projection
 from stylegan_jax.data.images import read_target
-from stylegan_jax.figures import save_gif
+from stylegan_jax.figures import Sources, save_gif
 from stylegan_jax.generate import Model
 from stylegan_jax.images import to_uint8
 from stylegan_jax.logs import save_png
@@ -63,6 +63,28 @@ def load_projected(path: str | Path) -> tuple[np.ndarray, list[np.ndarray]]:
         raise ValueError(f"{path}: cannot read it as an .npz ({e})") from None
 
 
+def load_projections(outdir: str | Path, num_layers: int) -> tuple[list[str], Sources]:
+    """Every ``NAME/projected_w.npz`` under a ``project`` output directory (sorted by name)
+    as figure :class:`~stylegan_jax.figures.Sources`: w on every layer (a W projection
+    repeated), each with its own noise."""
+    files = sorted(Path(outdir).glob("*/projected_w.npz"))
+    if not files:
+        raise FileNotFoundError(f"{outdir}: no NAME/projected_w.npz (the output of "
+                                "stylegan-jax project) there")
+    ws, noises = [], []
+    for f in files:
+        w, noise = load_projected(f)
+        if w.ndim == 2:
+            w = np.repeat(w[:, None], num_layers, axis=1)
+        if w.shape[1] != num_layers or len(noise) != num_layers:
+            raise ValueError(f"{f}: projected with a model of {len(noise)} layers, not this "
+                             f"one's {num_layers}")
+        ws.append(w)
+        noises.append(noise)
+    noise = [np.concatenate(layer) for layer in zip(*noises, strict=True)]
+    return [f.parent.name for f in files], Sources(np.concatenate(ws), noise)
+
+
 def _finite(x: float) -> float | None:
     """JSON has no infinity (the PSNR of an exact reproduction): ``None`` then."""
     return float(x) if np.isfinite(x) else None
@@ -101,8 +123,7 @@ def project_files(model: Model, paths: Sequence[str | Path], lpips_params: Any,
             bar.update((p.batch.stop - p.batch.start) * (p.step - last_step[0]))
             last_step[0] = 0 if p.step == p.steps else p.step
             if gif_every:
-                images = to_uint8(model.generate(w=np.asarray(p.w),
-                                                 noise=[np.asarray(a) for a in p.noise]))
+                images = to_uint8(model.generate(w=p.w, noise=p.noise))
                 for i, image in zip(range(p.batch.start, p.batch.stop), images, strict=True):
                     frames.setdefault(i, []).append(image)
 

@@ -66,3 +66,19 @@ def test_digit_attributes_recognise_the_digits():
     assert probs.shape == (len(labels[::5]), 10)
     np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-6)
     assert np.mean(probs.argmax(1) == labels[::5]) > 0.95
+
+
+def test_attribute_direction_is_the_separating_normal_scaled_to_the_spread():
+    """Labels from the side of a known hyperplane: the SVM normal is that hyperplane's normal
+    (toward the attribute), scaled to the samples' std along it; one label gives zero."""
+    rng = np.random.default_rng(0)
+    latents = rng.standard_normal((2000, 6)) * [1, 2, 3, 1, 1, 1]
+    u = np.array([1.0, -2.0, 0.5, 0, 0, 3.0]) / np.linalg.norm([1.0, -2.0, 0.5, 0, 0, 3.0])
+    prob = 1 / (1 + np.exp(-10 * latents @ u))
+    d = ls.attribute_direction(latents, prob, num_keep=1000)
+    assert d.shape == (6,) and d.dtype == np.float32
+    normal = d / np.linalg.norm(d)
+    assert normal @ u > 0.99
+    np.testing.assert_allclose(np.linalg.norm(d), np.std(latents @ normal), rtol=1e-5)
+    np.testing.assert_array_equal(
+        ls.attribute_direction(latents, np.full(2000, 0.9), 1000), np.zeros(6))

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from stylegan_jax.cli import (
     bench_train,
     data_bench,
+    directions,
     figure,
     generate,
     import_run,
@@ -49,6 +50,7 @@ COMMANDS: dict[str, types.ModuleType] = {
     "generate": generate,
     "figure": figure,
     "project": project,
+    "directions": directions,
     "import": import_run,
 }
 

@@ -109,17 +109,24 @@ def network_path(network: flags.FlagHolder, workdir: flags.FlagHolder) -> str | 
     return path
 
 
-def sampling_flags(fv: flags.FlagValues) -> dict[str, flags.FlagHolder]:
-    """Flags shared by ``generate`` and ``figure``: the run, sampling and output."""
+def run_flags(fv: flags.FlagValues) -> dict[str, flags.FlagHolder]:
+    """``--network`` (or ``--workdir``) and ``--checkpoint``: which trained generator."""
     return dict(
         network=network_flag(fv),
-        stored_noise=flags.DEFINE_bool("stored_noise", False, "Use the noise constants stored "
-                                       "in an official .pkl instead of --noise_seed.",
-                                       flag_values=fv),
         workdir=flags.DEFINE_string("workdir", None, "Run directory (or one checkpoint "
                                     "directory WORKDIR/checkpoints/STEP).", flag_values=fv),
         checkpoint=flags.DEFINE_integer("checkpoint", None, "Checkpoint (images seen); "
                                         "default the latest.", lower_bound=0, flag_values=fv),
+    )
+
+
+def sampling_flags(fv: flags.FlagValues) -> dict[str, flags.FlagHolder]:
+    """Flags shared by ``generate`` and ``figure``: the run, sampling and output."""
+    return dict(
+        **run_flags(fv),
+        stored_noise=flags.DEFINE_bool("stored_noise", False, "Use the noise constants stored "
+                                       "in an official .pkl instead of --noise_seed.",
+                                       flag_values=fv),
         psi=flags.DEFINE_float("psi", None, "Truncation psi in [-2, 2] (default: none).",
                                flag_values=fv),
         cutoff=flags.DEFINE_integer("cutoff", None, "Truncate layers below this (default: "

@@ -27,11 +27,7 @@ from stylegan_jax.errors import UsageError, require_dir
 def main(argv: Sequence[str]) -> None:
     prog = "stylegan-jax project"
     fv = flags.FlagValues()
-    network = common.network_flag(fv)
-    workdir = flags.DEFINE_string("workdir", None, "Run directory (or one checkpoint "
-                                  "directory WORKDIR/checkpoints/STEP).", flag_values=fv)
-    checkpoint = flags.DEFINE_integer("checkpoint", None, "Checkpoint (images seen); default "
-                                      "the latest.", lower_bound=0, flag_values=fv)
+    run = common.run_flags(fv)
     target = flags.DEFINE_string("target", None, "An image file, a directory of them "
                                  "(recursive) or a glob like 'photos/*.jpg'.", flag_values=fv)
     outdir = flags.DEFINE_string("outdir", None, "Where to write the results.", flag_values=fv)
@@ -61,7 +57,7 @@ def main(argv: Sequence[str]) -> None:
                                     "RGB model (replicated to RGB, as prepare does).",
                                     flag_values=fv)
     common.parse(fv, prog, argv, __doc__)
-    path = common.network_path(network, workdir)
+    path = common.network_path(run["network"], run["workdir"])
     if path is None or target.value is None or outdir.value is None:
         raise UsageError("--network (or --workdir), --target and --outdir are required")
     require_dir(outdir.value, "--outdir")
@@ -74,7 +70,7 @@ def main(argv: Sequence[str]) -> None:
     try:
         paths = list_image_files(target.value)
         lpips_params = lpips.load_lpips(lpips_weights.value)  # or $STYLEGAN_JAX_LPIPS
-        model = gen.load(path, checkpoint.value)
+        model = gen.load(path, run["checkpoint"].value)
         if class_index.value is not None:
             model.labels(1, class_index.value)  # checks the class against the model
         rows = projector.project_files(

@@ -49,17 +49,38 @@ def _svm_predictions(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return LinearSVC().fit(x, y).predict(x)
 
 
-def attribute_entropy(latents: np.ndarray, prob: np.ndarray, num_keep: int) -> float:
-    """H(label | linear SVM prediction) for one attribute with probabilities ``prob [N]``,
-    over the ``num_keep`` most confident samples."""
+def _most_confident(prob: np.ndarray, num_keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the ``num_keep`` samples whose label is surest, and those labels."""
     prob = np.asarray(prob, np.float64)
     confidence = np.maximum(prob, 1 - prob)
     keep = np.argsort(-confidence, kind="stable")[:num_keep]
-    labels = (prob[keep] > 0.5).astype(np.int64)
+    return keep, (prob[keep] > 0.5).astype(np.int64)
+
+
+def attribute_entropy(latents: np.ndarray, prob: np.ndarray, num_keep: int) -> float:
+    """H(label | linear SVM prediction) for one attribute with probabilities ``prob [N]``,
+    over the ``num_keep`` most confident samples."""
+    keep, labels = _most_confident(prob, num_keep)
     predictions = _svm_predictions(np.asarray(latents)[keep], labels)
     joint = np.zeros((2, 2))
     np.add.at(joint, (predictions, labels), 1)
     return conditional_entropy(joint)
+
+
+def attribute_direction(latents: np.ndarray, prob: np.ndarray, num_keep: int) -> np.ndarray:
+    """The normal ``[D]`` of the linear SVM that separates one attribute (fitted as
+    :func:`attribute_entropy` fits it), pointing toward the attribute, scaled to the standard
+    deviation of ``latents`` along it: ``w + k * direction`` moves w by k of the samples'
+    spread. Zero if the kept samples all have one label (nothing to separate)."""
+    from sklearn.svm import LinearSVC
+
+    keep, labels = _most_confident(prob, num_keep)
+    x = np.asarray(latents, np.float64)
+    if np.unique(labels).size < 2:
+        return np.zeros(x.shape[1], np.float32)
+    normal = LinearSVC().fit(x[keep], labels).coef_[0]
+    normal /= np.linalg.norm(normal)
+    return (normal * np.std(x @ normal)).astype(np.float32)
 
 
 def separability_score(latents: np.ndarray, probs: np.ndarray, num_keep: int) -> float:
