@@ -88,8 +88,17 @@ def test_generate_seeds_0_99_from_the_demo_run(demo_run, tmp_path, capsys):
         assert np.abs(written.astype(int) - image).max() <= 1  # batching may round differently
 
 
-def test_notebook_runs_on_the_demo_run(demo_run, monkeypatch):
+def test_notebook_runs_on_the_demo_run(demo_run, monkeypatch, tmp_path):
+    """Every cell, the projection and editing one included (random-trunk LPIPS, 3 steps)."""
+    from random_lpips import random_lpips_params, write_lpips_npz
+
+    monkeypatch.setenv("STYLEGAN_JAX_LPIPS",
+                       str(write_lpips_npz(tmp_path / "vgg16.npz", random_lpips_params())))
+    monkeypatch.setenv("STYLEGAN_JAX_DEMO_PROJECT_STEPS", "3")
     namespace = run_notebook(demo_run, monkeypatch)
+    projected = namespace["projected"]
+    assert projected.steps == 3 and projected.images.shape[0] == 5
+    assert namespace["directions"].shape == (10, namespace["model"].G.dlatent_size)
     model = namespace["model"]
     assert model.step == sg.load(demo_run).step
     rows = model.num_classes or 1  # the class cell: a row per class, seeds 0-7

@@ -245,6 +245,7 @@ def test_figure_command_errors(tiny_run, tmp_path, args, message):
 
 
 def test_notebook_runs_on_an_unconditional_run(tiny_run, monkeypatch):
+    monkeypatch.delenv("STYLEGAN_JAX_LPIPS", raising=False)  # the projection cell: test_demo
     namespace = run_notebook(tiny_run, monkeypatch)  # the demo run's case: test_demo.py
     assert namespace["model"].step == 64 and namespace["images"].shape == (8, 32, 32, 3)
 
