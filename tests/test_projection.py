@@ -15,7 +15,7 @@ from random_lpips import random_lpips_params, write_lpips_npz
 import stylegan_jax as sg
 from stylegan_jax import cli, parallel, projection
 from stylegan_jax.data.images import read_target
-from stylegan_jax.generate import Model, _compile
+from stylegan_jax.generate import from_variables
 from stylegan_jax.images import to_uint8
 from stylegan_jax.networks import Generator
 from stylegan_jax.projector import load_projected
@@ -33,7 +33,7 @@ def tiny_model(label_size=0):
     G = Generator(resolution=16, label_size=label_size, **TINY)
     labels = np.eye(label_size, dtype=np.float32)[:1] if label_size else None
     variables = G.init(jax.random.key(0), np.zeros((1, 16), np.float32), labels)
-    return Model(ml_collections.ConfigDict(), G, variables, 0, *_compile(G))
+    return from_variables(ml_collections.ConfigDict(), G, variables)
 
 
 @pytest.fixture(scope="module")

@@ -278,6 +278,12 @@ class Model:
         return np.concatenate(out)
 
 
+def from_variables(config: ml_collections.ConfigDict, G: Generator, variables: dict) -> Model:
+    """A :class:`Model` of generator ``G`` with ``variables`` (``{'params', 'stats'}``, e.g.
+    ``G.init(...)``: random weights for benchmarks and tests) that no run saved."""
+    return Model(config, G, variables, 0, *_compile(G))
+
+
 def load(workdir_or_checkpoint: str | Path, step: int | None = None, *,
          compute_dtype: str = "float32", mesh: jax.sharding.Mesh | None = None) -> Model:
     """The EMA generator of a run, from its workdir (latest checkpoint, or ``step`` images)

@@ -22,6 +22,7 @@ import types
 from collections.abc import Sequence
 
 from stylegan_jax.cli import (
+    bench_suite,
     bench_train,
     data_bench,
     directions,
@@ -44,6 +45,7 @@ COMMANDS: dict[str, types.ModuleType] = {
     "summary": summary,
     "train": train,
     "bench-train": bench_train,
+    "bench-suite": bench_suite,
     "metrics": metrics,
     "prepare": prepare,
     "data-bench": data_bench,
