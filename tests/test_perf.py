@@ -80,14 +80,32 @@ def test_cost_analysis_counts_fused_resampling_as_cheaper():
     assert f"{fused.flops / 8 / 1e9:,.1f} GFLOP/image" in str(fused)
 
 
-def test_bench_train_cost_only_prints_without_running(tmp_path, capsys):
+@pytest.fixture
+def tiny_config_file(tmp_path):
     cfg = tmp_path / "tiny.py"
     cfg.write_text(f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
                    "from test_perf import tiny_config\n\n"
                    "def get_config():\n    return tiny_config(16)\n")
-    cli.main(["bench-train", "--config", str(cfg), "--batch", "8", "--cost_only"])
+    return cfg
+
+
+def test_bench_train_cost_only_prints_without_running(tiny_config_file, capsys):
+    cli.main(["bench-train", "--config", str(tiny_config_file), "--batch", "8", "--cost_only"])
     out = capsys.readouterr().out
     assert "GFLOP/image" in out and "GB accessed/image" in out and "images/s" not in out
+
+
+def test_bench_train_compile_only_reports_the_program_without_running(tiny_config_file,
+                                                                      capsys):
+    cli.main(["bench-train", "--config", str(tiny_config_file), "--batch", "8",
+              "--compile_only"])
+    out = capsys.readouterr().out
+    found = re.search(r"lower ([\d.]+) s, compile ([\d.]+) s; StableHLO ([\d,]+) chars / "
+                      r"([\d,]+) lines, ([\d,]+) optimised HLO instructions, needs ([\d.]+) GiB",
+                      out)
+    assert found and "images/s" not in out, out
+    chars, lines, instructions = (int(found[i].replace(",", "")) for i in (3, 4, 5))
+    assert float(found[2]) > 0 and chars > 40 * lines > 0 and instructions > 100, out
 
 
 def test_r1_gamma_zero_takes_the_penalty_out_of_the_iteration():

@@ -119,19 +119,20 @@ def test_projects_the_models_own_images_back(model, known, lpips_params, space, 
 
 def test_a_target_batched_on_8_devices_equals_it_alone_on_one(model, known, lpips_params):
     """7 targets (padded to 8) over 8 simulated devices vs each one alone on one device
-    (batches of 1): the same random numbers, the same result to float32 rounding. (Batches of
-    several targets on one device are another program whose rounding Adam's sign-like first
-    steps can amplify; a device holding one target runs the program of one target. Targets
-    far outside what the model makes, e.g. negated images, can amplify even the rounding
-    differences between these two programs.)"""
+    (batches of 1): the same random numbers, the same result to float32 rounding. Four steps:
+    the sharded and the one-device programs differ in the last bit (XLA fuses them apart), and
+    Adam's sign-like steps amplify that where a gradient is near zero (jax 0.10.2 on the CPU:
+    1e-7 after 2 steps, 1e-6 after 4, 1e-2 after 12). A wrong random stream, or a target mixed
+    with its neighbours, is off by far more from the first step. (Batches of several targets on
+    one device are yet another program, whose rounding Adam amplifies the same way.)"""
     _, targets = known
     batch = np.concatenate([targets, model.generate(seeds=[7, 8, 9, 10], noise=2)])
-    kw = dict(steps=12, w_avg_samples=200, seed=3)
+    kw = dict(steps=4, w_avg_samples=200, seed=3)
     together = projection.project(model, batch, lpips_params, mesh=parallel.make_mesh(8), **kw)
     alone = projection.project(model, batch, lpips_params, batch_size=1,
                                mesh=parallel.make_mesh(1), **kw)
     assert together.w.shape == (7, 16) and len(together.lpips) == 7
-    np.testing.assert_allclose(together.w, alone.w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(together.w, alone.w, rtol=1e-5, atol=1e-5)
     for a, b in zip(together.noise, alone.noise, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(together.lpips, alone.lpips, rtol=1e-4, atol=1e-7)

@@ -69,7 +69,8 @@ class Settings:
     take; ``cache_dir``: JAX's persistent compilation cache; ``memory_limit_bytes``: the
     batch search's limit where the device reports none (the CPU; default there: what the
     first probe needs, a stand-in that makes the search end); ``timing_s``: seconds each
-    throughput measurement aims at."""
+    throughput measurement aims at. Batches are per device: on n devices every item runs n
+    times the batch (the official recipe likewise fixes the minibatch per GPU)."""
 
     smoke: bool = False
     budget_s: float = 540.0
@@ -101,15 +102,15 @@ class Settings:
 def suite_config(settings: Settings, resolution: int, dtype: str = "float32"
                  ) -> ml_collections.ConfigDict:
     """Config F at ``resolution`` with the official widths (smoke: tiny ones, two mixing
-    groups, and a schedule of minibatch 4 that starts at the full resolution, so that its
-    one phase program is the smoke's float32 training iteration: a persistent-cache hit)."""
+    groups, and a schedule of minibatch 4 per device that starts at the full resolution, so
+    that its one phase program is the smoke's float32 iteration: a persistent-cache hit)."""
     config = paper_config(resolution)
     config.compute_dtype = dtype
     if settings.smoke:
         config.G.update(dict(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2,
                              fmap_base=64, fmap_max=8, style_mixing_groups=2))
         config.D.update(dict(fmap_base=64, fmap_max=8))
-        config.sched.minibatch_base, config.sched.minibatch_dict = 4, {}
+        config.sched.minibatch_base, config.sched.minibatch_dict = _global(4), {}
         config.sched.lod_initial_resolution = resolution
     return config
 
@@ -203,6 +204,11 @@ def _cache_hits(ctx: Context, row: dict) -> Iterator[None]:
     row["cache_hits"] = ctx.cache_hits - before
 
 
+def _global(batch: int) -> int:
+    """A per-device batch as the global batch of every device of every process."""
+    return batch * jax.device_count()
+
+
 def _gib(n: int | None) -> float | None:
     return None if n is None else round(n / 2**30, 3)
 
@@ -254,9 +260,9 @@ def train_rows(resolution: int, batch: int, dtype: str) -> Callable[[Context], I
         config = suite_config(ctx.settings, resolution, dtype)
         row: dict[str, Any] = {}
         with _cache_hits(ctx, row):
-            result = bench.bench_train(config, resolution, batch, steps=30, warmup=3,
+            result = bench.bench_train(config, resolution, _global(batch), steps=30, warmup=3,
                                        deadline=ctx.deadline - 5, timing=ctx.quiet)
-        yield {"kind": "train", "resolution": resolution, "batch": batch, "dtype": dtype,
+        yield {"kind": "train", "resolution": resolution, "batch": result.batch, "dtype": dtype,
                "devices": result.devices, "images_per_s": round(result.images_per_second, 2),
                "ms_per_iteration": round(result.step_seconds * 1000, 2),
                "timed_steps": result.timed_steps, "lower_s": round(result.lower_seconds, 2),
@@ -312,14 +318,15 @@ def _next_batch(fits: dict[int, int], lower: int | None, upper: int | None, limi
 def max_batch_rows(ctx: Context) -> Iterator[dict]:
     """The largest bfloat16 batch whose 1024 iteration fits the device's memory, by XLA's
     buffer assignment of the ahead-of-time compiled program (nothing runs)."""
-    resolution, start = ctx.settings.big
+    resolution, per_device = ctx.settings.big
+    start = _global(per_device)
     config = suite_config(ctx.settings, resolution, "bfloat16")
     stats = jax.local_devices()[0].memory_stats() or {}
     limit = stats.get("bytes_limit") or ctx.settings.memory_limit_bytes
     source = "device bytes_limit" if stats.get("bytes_limit") else "memory_limit_bytes"
     # a batch the step takes: each device's share splits into minibatch-stddev groups, the
     # whole batch into style-mixing groups
-    step = math.lcm(jax.local_device_count() * config.D.mbstd_group_size,
+    step = math.lcm(jax.device_count() * config.D.mbstd_group_size,
                     config.G.style_mixing_groups)
     cap = 4 * start if ctx.settings.smoke else 1024
     probes: dict[int, dict] = {}
@@ -378,7 +385,7 @@ def fid_rows(ctx: Context) -> Iterator[dict]:
     """Throughput of FID's fake side (generate + Inception + moments) at the big resolution,
     and the projected time of fid50k (real statistics are cached, so they do not count)."""
     resolution, _ = ctx.settings.big
-    batch = ctx.settings.metric_batch
+    batch = _global(ctx.settings.metric_batch)
     G, variables = _random_generator(ctx, resolution)
     size = inception.INPUT_SIZE
     params = _random_like(jax.eval_shape(inception.InceptionV3().init, jax.random.key(0),
@@ -405,7 +412,7 @@ def ppl_rows(ctx: Context) -> Iterator[dict]:
     """Throughput of ppl_wend (pairs of images in W at t in {0, 1}, FFHQ crop, LPIPS) at the
     big resolution, and the projected time of its 100k pairs."""
     resolution, _ = ctx.settings.big
-    batch = ctx.settings.metric_batch
+    batch = _global(ctx.settings.metric_batch)
     G, variables = _random_generator(ctx, resolution)
     params = random_lpips()
 
@@ -523,18 +530,22 @@ def suite_items(settings: Settings) -> list[Item]:
     ever measured), then fid/ppl, the batch search and projection; the 256 rows, already in
     ``BENCHMARKS.md`` for an H200, come last. ``phase_compile`` runs in the background."""
     big, big_batch = settings.big
+
+    def need(seconds: float) -> float:  # the smoke's items take seconds on any machine
+        return 0.0 if settings.smoke else seconds
+
     items = [
         Item("env", 0, env_rows),
-        Item(f"train-{big}-b{big_batch}-bfloat16", 60, train_rows(big, big_batch, "bfloat16")),
-        Item(f"train-{big}-b{big_batch}-float32", 60, train_rows(big, big_batch, "float32")),
-        Item("fid", 40, fid_rows),
-        Item("ppl", 40, ppl_rows),
-        Item("max-batch", 60, max_batch_rows),
-        Item("projection", 40, projection_rows),
+        *(Item(f"train-{big}-b{big_batch}-{dtype}", need(60), train_rows(big, big_batch, dtype))
+          for dtype in ("bfloat16", "float32")),
+        Item("fid", need(40), fid_rows),
+        Item("ppl", need(40), ppl_rows),
+        Item("max-batch", need(60), max_batch_rows),
+        Item("projection", need(40), projection_rows),
     ]
     if settings.small is not None:
         small, small_batch = settings.small
-        items += [Item(f"train-{small}-b{small_batch}-{dtype}", 60,
+        items += [Item(f"train-{small}-b{small_batch}-{dtype}", need(60),
                        train_rows(small, small_batch, dtype))
                   for dtype in ("bfloat16", "float32")]
     return [*items, Item(BACKGROUND, 0, phase_compile_rows)]

@@ -205,16 +205,22 @@ def _ignore_late_read_callbacks() -> None:
 
 
 class _OrbaxOrphanedReads(logging.Filter):
-    """Drops asyncio's "Task exception was never retrieved" for Orbax's array reads: after one
-    read of a broken checkpoint fails, the others fail too but nobody awaits them, and asyncio
-    logs each one (with a traceback) when the task is collected, often at process exit, long
-    after the restore reported its one-line error. Any other asyncio error still logs."""
+    """Drops asyncio's "Task (or Future) exception was never retrieved" for Orbax's array
+    reads: after one read of a broken checkpoint fails, the others fail too but nobody awaits
+    them, and asyncio logs each one (with a traceback) when it is collected, often at process
+    exit, long after the restore reported its one-line error. A Task's traceback runs through
+    Orbax; a TensorStore future's error comes from C++, without Python frames, and starts with
+    a status code (``OUT_OF_RANGE: ...``). Any other asyncio error still logs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not str(record.msg).startswith("Task exception was never retrieved"):
+        if not str(record.msg).startswith(("Task exception was never retrieved",
+                                           "Future exception was never retrieved")):
             return True
-        tb = record.exc_info[2] if record.exc_info else None
-        return not any("orbax" in frame.filename for frame in traceback.extract_tb(tb))
+        exc, tb = record.exc_info[1:] if record.exc_info else (None, None)
+        frames = traceback.extract_tb(tb)
+        from_orbax = any("orbax" in f.filename or "tensorstore" in f.filename for f in frames)
+        from_tensorstore = not frames and re.match(r"[A-Z_]+: ", str(exc)) is not None
+        return not (from_orbax or from_tensorstore)
 
 
 def _ignore_orphaned_reads() -> None:

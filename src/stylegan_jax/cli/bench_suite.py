@@ -10,7 +10,8 @@ at batch 1 and 32, the 256/b32 iteration, and, in the background from the start,
 time of every phase program of the FFHQ-1024 schedule. Networks have the official widths and
 random weights. Each row is appended to --out as soon as it exists, so a budget or lease that
 runs out keeps every finished row; --markdown prints the rows as the tables of BENCHMARKS.md.
---smoke runs the same code at tiny widths on the CPU in about a minute.
+--smoke runs the same code at tiny widths on the CPU (about two minutes on two cores, most of
+it compiling).
 
 example:
   stylegan-jax bench-suite --out $OUT/suite.jsonl --budget_s 540
@@ -42,7 +43,7 @@ def main(argv: Sequence[str]) -> None:
                                     flag_values=fv)
     items = flags.DEFINE_list("items", None, "Items to run, by name, in this order (default: "
                               "all; --smoke --items=help lists them).", flag_values=fv)
-    smoke = flags.DEFINE_bool("smoke", False, "Tiny widths and resolutions (CPU, ~1 minute).",
+    smoke = flags.DEFINE_bool("smoke", False, "Tiny widths and resolutions (the CPU, ~2 minutes).",
                               flag_values=fv)
     background = flags.DEFINE_bool("background", True, "Compile the phase programs in the "
                                    "background from the start (--nobackground: last, in the "

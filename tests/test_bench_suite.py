@@ -1,0 +1,189 @@
+"""``stylegan-jax bench-suite``: the smoke run produces every row kind through the same code
+as an accelerator run; budget, item limits, pauses and the batch search behave as stated."""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stylegan_jax import bench_suite, cli
+from stylegan_jax.config import paper_config
+
+pytestmark = pytest.mark.slow
+
+KINDS = {"env", "train", "memory_probe", "max_batch", "fid", "ppl", "projection",
+         "phase_compile", "done"}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One smoke call on one CPU device, as an accelerator run on one GPU (about 2 minutes
+    on 2 cores), shared by the tests that read it."""
+    tmp = tmp_path_factory.mktemp("suite")
+    settings = bench_suite.Settings(smoke=True, cache_dir=str(tmp / "cache"), timing_s=1.0)
+    flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = re.sub(r"--xla_force_host_platform_device_count=\d+", "", flags)
+    try:
+        out = bench_suite.run_suite(settings, tmp / "suite.jsonl")
+    finally:
+        os.environ["XLA_FLAGS"] = flags
+    return out, bench_suite.read_rows(out)
+
+
+def test_smoke_produces_every_row_kind(smoke):
+    _, rows = smoke
+    by_kind = {}
+    for row in rows:
+        by_kind.setdefault(row["kind"], []).append(row)
+    assert not {"error", "timeout", "skipped"} & set(by_kind), rows
+    assert set(by_kind) >= KINDS
+    assert rows[0]["kind"] == "env" and rows[-1]["kind"] == "done"
+    assert [r["t"] for r in rows if r["item"] != "phase-compile"] == sorted(
+        r["t"] for r in rows if r["item"] != "phase-compile")
+    for row in by_kind["train"]:
+        assert row["images_per_s"] > 0 and row["timed_steps"] >= 1 and row["compile_s"] > 0
+        assert math.isclose(row["images_per_s"] * row["ms_per_iteration"] / 1000,
+                            row["batch"], rel_tol=0.02)
+    assert {r["dtype"] for r in by_kind["train"]} == {"bfloat16", "float32"}
+    # the first probe is the bfloat16 iteration the train item compiled: a cache hit
+    probes = by_kind["memory_probe"]
+    assert probes[0]["cache_hits"] >= 1 and probes[0]["fits"]
+    assert {p["fits"] for p in probes} == {True, False}
+    verdict = by_kind["max_batch"][0]
+    assert verdict["largest_fitting"] == max(p["batch"] for p in probes if p["fits"])
+    assert verdict["exact"]
+    for kind, key in (("fid", "projected_50k_s"), ("ppl", "projected_100k_s")):
+        (row,) = by_kind[kind]
+        rate = row["images_per_s"] if kind == "fid" else row["pairs_per_s"]
+        assert math.isclose(row[key], (50_000 if kind == "fid" else 100_000) / rate,
+                            rel_tol=0.01)
+    assert [r["batch"] for r in by_kind["projection"]] == [1, 4]
+    assert [(r["resolution"], r["batch"]) for r in by_kind["phase_compile"]] == [(16, 4)]
+
+
+def test_markdown_has_a_table_per_kind(smoke, capsys):
+    out, rows = smoke
+    text = bench_suite.markdown(rows)
+    assert text.startswith("1 x cpu (cpu)") and "(smoke: tiny widths)" in text
+    for title in ("Training iteration", "Batch search", "Largest bfloat16 batch",
+                  "FID throughput", "PPL (ppl_wend) throughput", "Projection throughput",
+                  "Compile time per phase program"):
+        assert f"**{title}" in text
+    train = [line for line in text.splitlines() if line.startswith("| 16 | 4 | bfloat16")]
+    assert len(train) == 1 and train[0].count("|") == 11
+    cli.main(["bench-suite", "--markdown", str(out)])
+    assert capsys.readouterr().out == text
+
+
+def test_budget_and_item_limit_leave_rows_and_go_on(tmp_path):
+    """An item past its limit is killed with a timeout row; the next one still runs; items
+    that no longer fit the budget are skipped, by name."""
+    settings = bench_suite.Settings(smoke=True, cache_dir=str(tmp_path / "cache"),
+                                    item_limit_s=6.0, budget_s=40.0)
+    out = bench_suite.run_suite(settings, tmp_path / "s.jsonl",
+                                ["train-16-b4-float32", "max-batch"], background=False)
+    rows = bench_suite.read_rows(out)
+    kinds = [(r["kind"], r.get("what")) for r in rows]
+    assert kinds[0] == ("env", None) and kinds[-1] == ("done", None)
+    assert ("timeout", "train-16-b4-float32") in kinds and ("timeout", "max-batch") in kinds
+    assert rows[-1]["elapsed_s"] < 40
+    short = bench_suite.Settings(smoke=True, cache_dir=str(tmp_path / "cache"), budget_s=1.0)
+    rows = bench_suite.read_rows(bench_suite.run_suite(short, tmp_path / "t.jsonl",
+                                                       ["fid", "ppl"]))
+    skipped = [r["what"] for r in rows if r["kind"] == "skipped"]
+    assert skipped == ["fid", "ppl"] or skipped == ["env", "fid", "ppl"], rows
+
+
+def test_read_rows_skips_a_torn_last_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    writer = bench_suite.RowWriter(path, "x", time.time())
+    writer.write({"kind": "train", "batch": 4})
+    with open(path, "a") as f:
+        f.write('{"kind": "fid", "ima')
+    assert [r["kind"] for r in bench_suite.read_rows(path)] == ["train"]
+    assert json.loads(path.read_text().splitlines()[0])["item"] == "x"
+
+
+def _state(pid: int) -> str:
+    """A process's state letter from /proc (T: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_quiet_stops_the_background_and_ledgers_the_pause(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    ledger = tmp_path / "pauses"
+    ctx = bench_suite.Context(bench_suite.Settings(), time.time() + 60, proc.pid, ledger)
+    try:
+        with ctx.quiet():
+            time.sleep(0.3)
+            assert _state(proc.pid) == "T"
+        assert _state(proc.pid) != "T"
+    finally:
+        proc.kill()
+        proc.wait()
+    (a, b), = [map(float, line.split()) for line in ledger.read_text().splitlines()]
+    assert 0.3 <= b - a < 5
+    assert bench_suite.paused_seconds(ledger, a - 10, b + 10) == pytest.approx(b - a)
+    assert bench_suite.paused_seconds(ledger, a + 0.1, b + 10) == pytest.approx(b - a - 0.1)
+    assert bench_suite.paused_seconds(ledger, b + 1, b + 2) == 0
+
+
+def _search(needed, limit, start=16, step=8, cap=1024, calls=None):
+    probes = list(bench_suite.search_batches(needed, limit, start, step, cap,
+                                             time_left=lambda: calls is None or calls.pop()))
+    fits = [b for b, _, ok in probes if ok]
+    return probes, max(fits) if fits else None
+
+
+@pytest.mark.parametrize("needed", [lambda b: 3_000 + 700 * b,
+                                    lambda b: 3_000 + 40 * b + 5 * b * b,
+                                    lambda b: 10_000 + 100 * b])
+def test_batch_search_finds_the_largest_fitting_multiple(needed):
+    limit = 60_000
+    truth = max(b for b in range(8, 1025, 8) if needed(b) <= limit)
+    probes, largest = _search(needed, limit)
+    assert largest == truth
+    assert len(probes) <= 8
+    assert all(b % 8 == 0 and ok == (n <= limit) for b, n, ok in probes)
+    assert any(b == truth + 8 and not ok for b, _, ok in probes) or truth == 1024
+
+
+def test_batch_search_ends_at_the_cap_halves_a_failing_start_and_stops_in_time():
+    probes, largest = _search(lambda b: b, limit=10**9, cap=64)
+    assert largest == 64 and [b for b, _, _ in probes] == [16, 32, 64]
+    probes, largest = _search(lambda b: 100 * b, limit=900, start=32)
+    assert [b for b, _, _ in probes] == [32, 16, 8] and largest == 8
+    probes, largest = _search(lambda b: b, limit=10**9, calls=[False, True, True])
+    assert len(probes) == 2
+
+
+def test_phase_programs_of_config_f():
+    """Official 8-GPU recipe: minibatch 256 at 8x8 down to 32 from 64x64 on (train.py)."""
+    config = paper_config(1024)
+    expected = [(8, 256), (16, 128), (32, 64), (64, 32), (128, 32), (256, 32), (512, 32),
+                (1024, 32)]
+    assert bench_suite.phase_programs(config, 1) == expected
+    assert bench_suite.phase_programs(config, 8) == expected
+    assert bench_suite.phase_programs(paper_config(256), 1)[-1] == (256, 32)
+
+
+def test_item_names_and_cli_errors(capsys):
+    names = bench_suite.item_names(bench_suite.Settings())
+    assert names[:3] == ["env", "train-1024-b16-bfloat16", "train-1024-b16-float32"]
+    assert names[-3:] == ["train-256-b32-bfloat16", "train-256-b32-float32", "phase-compile"]
+    cli.main(["bench-suite", "--items=help"])
+    assert capsys.readouterr().out.split() == names
+    for argv, words in ((["--smoke"], "--out"), (["--out", "x.jsonl", "--items", "fid,fdi"],
+                                                 "fdi"),
+                        (["--markdown", "/nonexistent.jsonl"], "/nonexistent.jsonl")):
+        with pytest.raises(SystemExit) as e:
+            cli.main(["bench-suite", *argv])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("stylegan-jax bench-suite: error: ") and words in err
