@@ -187,3 +187,22 @@ def test_item_names_and_cli_errors(capsys):
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith("stylegan-jax bench-suite: error: ") and words in err
+
+
+def test_the_suite_imports_without_what_the_accelerator_image_lacks():
+    """The device image has jax, flax, optax and orbax but no tensorflow-datasets, grain or
+    TensorFlow (and the suite needs no PyTorch): the suite and its CLI must import without
+    them, or the one prepared call fails before its first row."""
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('tensorflow_datasets', 'grain', 'tensorflow',"
+            " 'torch'):\n"
+            "            raise ImportError(f'{name} is not on the accelerator image')\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import stylegan_jax.bench_suite, stylegan_jax.cli.bench_suite\n"
+            "from stylegan_jax import cli\n"
+            "cli.main(['bench-suite', '--smoke', '--items=help'])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == bench_suite.item_names(bench_suite.Settings(smoke=True))

@@ -138,7 +138,10 @@ def r1_resolution_scale(config: ml_collections.ConfigDict, resolution: int) -> f
 
 
 def _finite(tree: Any) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+    """Whether every element of every leaf is finite: one reduction over all of them. (One
+    per leaf, combined by ``and``, makes XLA copy that chain of ``and`` into every fusion
+    that reads the result, each param and moment update of :func:`_apply_adam`.)"""
+    return jnp.all(jnp.isfinite(jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(tree)])))
 
 
 def _apply_adam(params: Any, opt_state: Any, grads: Any, lr: jax.Array,
