@@ -20,9 +20,9 @@ test: install
 	$(PY) -m pytest -q --durations=15
 
 # The fast loop: everything but the tests marked slow (training runs, subprocesses, PyTorch
-# parity). `make test` measured 2026-12-06 on a 2-vCPU machine of the CI kind: 414 tests in
-# 9 min 29 s nearly idle; with projection and editing, 438 tests in 10 min 24 s with another
-# job on the cores (CI's last runs: 8 min 24 s to 9 min 30 s).
+# parity). `make test` measured 2026-12-07 on a 2-vCPU machine of the CI kind, idle: 452
+# tests in 10 min 29 s (16 min 42 s the hour before, until the iteration's finiteness check
+# stopped being copied into every Adam fusion; the bench-suite smoke is 75 s of it).
 test-quick: install
 	$(PY) -m pytest -q -m "not slow" --durations=15
 
