@@ -693,8 +693,10 @@ def markdown(rows: Sequence[dict]) -> str:
         by_kind.setdefault(row["kind"], []).append(row)
     lines = []
     for env in by_kind.get("env", [])[:1]:
+        memory = ("no memory limit reported" if env["memory_limit_gib"] is None
+                  else f"memory limit {env['memory_limit_gib']} GiB")
         lines += [f"{env['devices']} x {env['device_kind']} ({env['platform']}), "
-                  f"memory limit {env['memory_limit_gib']} GiB; jax {env['jax']}, jaxlib "
+                  f"{memory}; jax {env['jax']}, jaxlib "
                   f"{env['jaxlib']}, flax {env['flax']}, Python {env['python']}; XLA_FLAGS "
                   f"`{env['XLA_FLAGS'] or 'unset'}`; {env['date']}"
                   f"{' (smoke: tiny widths)' if env['smoke'] else ''}.", ""]
