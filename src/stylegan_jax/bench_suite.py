@@ -5,8 +5,8 @@ Accelerator time comes rarely and in short leases, start-up included, so the sui
 command worth running blind:
 
 - the first row is the machine (device, jax/jaxlib/flax versions, XLA flags);
-- the items (:data:`ITEMS`) run in priority order, each in a fresh child process with its own
-  time limit, under one wall-clock budget: a child that runs over is killed and leaves a
+- the items (:func:`suite_items`) run in priority order, each in a fresh child process with
+  its own time limit, under one wall-clock budget: a child that runs over is killed and leaves a
   ``timeout`` row, one that fails leaves an ``error`` row, and the next item starts. A fresh
   process per item keeps each item's peak device memory its own, and a crash (out of memory,
   an XLA abort) loses only that item;
