@@ -140,7 +140,8 @@ def r1_resolution_scale(config: ml_collections.ConfigDict, resolution: int) -> f
 def _finite(tree: Any) -> jax.Array:
     """Whether every element of every leaf is finite: one reduction over all of them. (One
     per leaf, combined by ``and``, makes XLA copy that chain of ``and`` into every fusion
-    that reads the result, each param and moment update of :func:`_apply_adam`.)"""
+    that reads the result, each param and moment update of :func:`_apply_adam`: two thirds
+    of the 1024 program. The one reduction costs a copy of the gradients, +0.1% bytes.)"""
     return jnp.all(jnp.isfinite(jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(tree)])))
 
 
