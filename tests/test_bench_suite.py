@@ -206,3 +206,39 @@ def test_the_suite_imports_without_what_the_accelerator_image_lacks():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == bench_suite.item_names(bench_suite.Settings(smoke=True))
+
+
+def _accelerator_rows(devices: int, bf16_rate: float) -> list[dict]:
+    env = {"kind": "env", "devices": devices, "device_kind": "NVIDIA H100 80GB HBM3",
+           "platform": "gpu", "memory_limit_gib": 79.1, "jax": "0.11.0", "jaxlib": "0.11.0",
+           "flax": "0.12.8", "python": "3.12.3", "XLA_FLAGS": "", "date": "d", "smoke": False}
+    train = {"kind": "train", "item": "t", "resolution": 1024, "batch": 16 * devices,
+             "dtype": "bfloat16", "images_per_s": bf16_rate}
+    return [env, train,
+            {**train, "dtype": "float32", "images_per_s": 1.0},
+            {**train, "resolution": 256, "batch": 32 * devices, "images_per_s": 1.0},
+            {"kind": "fid", "item": "fid", "resolution": 1024, "batch": 64,
+             "projected_50k_s": 90.0},
+            {"kind": "ppl", "item": "ppl", "resolution": 1024, "batch": 64,
+             "projected_100k_s": 600.0}]
+
+
+def test_markdown_says_how_far_each_target_is():
+    """1024/b16 bf16 against 10x rosinality's 6.4 images/s, fid50k against 2 and ppl_wend
+    against 5 minutes, on one GPU; nothing is compared for other resolutions or counts."""
+    def targets(text):
+        return text.split("**Against the targets**", 1)[1].strip().splitlines()[2:]
+
+    rows = targets(bench_suite.markdown(_accelerator_rows(1, 80.0)))
+    assert rows[0] == ("| 1024/b16 bfloat16 iteration, images/s | 80.0 | >= 64 (10x "
+                       "rosinality's 6.4 on one H100) | 12.5x rosinality; met |")
+    assert rows[1] == "| fid50k at 1024, projected s | 90.0 | < 120 s | met |"
+    assert rows[2] == ("| ppl_wend (100k pairs) at 1024, projected s | 600.0 | < 300 s | "
+                       "2.0x too slow |")
+    assert len(rows) == 3
+    short = targets(bench_suite.markdown(_accelerator_rows(1, 32.0)))[0]
+    assert short.endswith("| 5.0x rosinality; 2.0x short |")
+    eight = bench_suite.markdown(_accelerator_rows(8, 80.0))
+    assert "the targets are for one GPU; these rows are from 8 devices" in eight
+    smoke = bench_suite.markdown([{**r, "resolution": 16} for r in _accelerator_rows(1, 80.0)])
+    assert "Against the targets" not in smoke

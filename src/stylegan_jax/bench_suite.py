@@ -59,6 +59,10 @@ from stylegan_jax.schedule import training_schedule
 DEFAULT_CACHE = Path("/tmp/stylegan-jax-bench-cache")
 CACHE_HITS_EVENT = "/jax/compilation_cache/cache_hits"
 FID_IMAGES, PPL_SAMPLES = 50_000, 100_000  # fid50k and ppl_wend's official sample counts
+# Issue 24's targets on one GPU: the 1024/b16 bf16 iteration at 10x rosinality's PyTorch
+# port (6.4 images/s on one H100), fid50k under 2 and ppl_wend under 5 minutes at 1024.
+ROSINALITY_1024_B16_IMAGES_PER_S, TARGET_SPEEDUP = 6.4, 10.0
+TARGET_FID50K_S, TARGET_PPL100K_S = 120.0, 300.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -687,7 +691,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 def markdown(rows: Sequence[dict]) -> str:
     """The suite's rows as the markdown of ``BENCHMARKS.md``: the machine, then one table per
-    kind of measurement, then what was skipped, timed out or failed."""
+    kind of measurement, the 1024 figures against their targets, then what was skipped, timed
+    out or failed."""
     by_kind: dict[str, list[dict]] = {}
     for row in rows:
         by_kind.setdefault(row["kind"], []).append(row)
@@ -733,6 +738,7 @@ def markdown(rows: Sequence[dict]) -> str:
         if kind in by_kind:
             lines += [f"**{title}**", ""]
             lines += _table(header, [[r.get(k) for k in keys] for r in by_kind[kind]])
+    lines += _against_targets(by_kind)
     problems = [r for k in ("skipped", "timeout", "error") for r in by_kind.get(k, [])]
     for r in problems:
         what = r.get("what", r["item"])
@@ -741,3 +747,32 @@ def markdown(rows: Sequence[dict]) -> str:
     for done in by_kind.get("done", []):
         lines.append(f"- the call took {done['elapsed_s']} s of its {done['budget_s']} s budget")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _against_targets(by_kind: dict[str, list[dict]]) -> list[str]:
+    """The targets table: each 1024 figure the rows hold beside its target and how far it is
+    (the targets are for one GPU: with more devices the table says so and compares nothing)."""
+    devices = by_kind.get("env", [{}])[0].get("devices", 1)
+    found = []
+    for row in by_kind.get("train", []):
+        if (row["resolution"], row["batch"], row["dtype"]) == (1024, 16 * devices, "bfloat16"):
+            rate, goal = row["images_per_s"], TARGET_SPEEDUP * ROSINALITY_1024_B16_IMAGES_PER_S
+            found.append(("1024/b16 bfloat16 iteration, images/s", f"{rate:,.1f}",
+                          f">= {goal:g} (10x rosinality's 6.4 on one H100)",
+                          f"{rate / ROSINALITY_1024_B16_IMAGES_PER_S:.1f}x rosinality; "
+                          + ("met" if rate >= goal else f"{goal / rate:.1f}x short")))
+    for kind, key, goal, name in (("fid", "projected_50k_s", TARGET_FID50K_S, "fid50k"),
+                                  ("ppl", "projected_100k_s", TARGET_PPL100K_S,
+                                   "ppl_wend (100k pairs)")):
+        for row in by_kind.get(kind, []):
+            if row["resolution"] == 1024:
+                took = row[key]
+                found.append((f"{name} at 1024, projected s", f"{took:,.1f}",
+                              f"< {goal:g} s", "met" if took < goal else
+                              f"{took / goal:.1f}x too slow"))
+    if not found:
+        return []
+    lines = ["**Against the targets**", ""]
+    if devices != 1:
+        return [*lines, f"- the targets are for one GPU; these rows are from {devices} devices", ""]
+    return [*lines, *_table(["figure", "measured", "target", "how far"], found)]
