@@ -4,10 +4,20 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# libtpu (the XLA:TPU compiler, for `stylegan-jax tpu-compile`) lives beside the venv, off its
+# import path, so that CPU runs never load it; the version is the one jax[tpu] pins.
+LIBTPU := $(VENV)/libtpu/.installed
 
-.PHONY: install test test-quick lint train
+.PHONY: install tpu-tools test test-quick lint train
 
 install: $(STAMP)
+
+tpu-tools: $(LIBTPU)
+
+$(LIBTPU): $(STAMP)
+	$(PY) -m pip install --no-deps --target $(VENV)/libtpu "$$($(PY) -c "from importlib.metadata \
+		import requires; print(next(r.split(';')[0] for r in requires('jax') if r.startswith('libtpu')))")"
+	touch $(LIBTPU)
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,14 +26,14 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 # The whole suite (the README's test command; .ci/run runs it after `make lint`).
-test: install
+test: install tpu-tools
 	$(PY) -m pytest -q --durations=15
 
 # The fast loop: everything but the tests marked slow (training runs, subprocesses, PyTorch
 # parity). `make test` measured 2026-12-07 on a 2-vCPU machine of the CI kind, idle: 452
 # tests in 10 min 29 s (16 min 42 s the hour before, until the iteration's finiteness check
 # stopped being copied into every Adam fusion; the bench-suite smoke is 75 s of it).
-test-quick: install
+test-quick: install tpu-tools
 	$(PY) -m pytest -q -m "not slow" --durations=15
 
 lint: install

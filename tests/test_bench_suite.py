@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stylegan_jax import bench_suite, cli
+from stylegan_jax import bench_suite, cli, schedule
 from stylegan_jax.config import paper_config
 
 pytestmark = pytest.mark.slow
@@ -168,9 +168,9 @@ def test_phase_programs_of_config_f():
     config = paper_config(1024)
     expected = [(8, 256), (16, 128), (32, 64), (64, 32), (128, 32), (256, 32), (512, 32),
                 (1024, 32)]
-    assert bench_suite.phase_programs(config, 1) == expected
-    assert bench_suite.phase_programs(config, 8) == expected
-    assert bench_suite.phase_programs(paper_config(256), 1)[-1] == (256, 32)
+    assert schedule.phase_programs(config, 1) == expected
+    assert schedule.phase_programs(config, 8) == expected
+    assert schedule.phase_programs(paper_config(256), 1)[-1] == (256, 32)
 
 
 def test_item_names_and_cli_errors(capsys):

@@ -36,7 +36,7 @@ class IterationCost:
                 f"(XLA cost analysis of the lowered iteration)")
 
 
-def _total(cost, key: str) -> float:
+def cost_total(cost, key: str) -> float:
     """One entry of a cost analysis, which jax returns as a dict or as a list of per-module
     dicts depending on the version."""
     parts = cost if isinstance(cost, (list, tuple)) else [cost]
@@ -85,8 +85,8 @@ def iteration_cost(config: ml_collections.ConfigDict, resolution: int, batch: in
     cost = lower_iteration(config, resolution, batch, mesh).cost_analysis()
     if not cost:
         raise RuntimeError("this jax backend offers no cost analysis")
-    return IterationCost(resolution, batch, config.compute_dtype, _total(cost, "flops"),
-                         _total(cost, "bytes accessed"))
+    return IterationCost(resolution, batch, config.compute_dtype, cost_total(cost, "flops"),
+                         cost_total(cost, "bytes accessed"))
 
 
 def hlo_instructions(hlo_text: str) -> int:

@@ -54,7 +54,7 @@ from stylegan_jax.metrics import frechet, inception, lpips, path_length
 from stylegan_jax.models import build_networks
 from stylegan_jax.projection import project_batches
 from stylegan_jax.sampling import at_phase
-from stylegan_jax.schedule import training_schedule
+from stylegan_jax.schedule import phase_programs
 
 DEFAULT_CACHE = Path("/tmp/stylegan-jax-bench-cache")
 CACHE_HITS_EVENT = "/jax/compilation_cache/cache_hits"
@@ -125,8 +125,9 @@ class RowWriter:
     """Appends rows to a JSONL file, one ``write`` per line (rows of concurrent children do
     not interleave), each stamped with its item and the seconds since the suite started."""
 
-    def __init__(self, path: str | os.PathLike, item: str, suite_start: float):
-        self.path, self.item, self.suite_start = Path(path), item, suite_start
+    def __init__(self, path: str | os.PathLike, item: str, suite_start: float,
+                 label: str = "bench-suite"):
+        self.path, self.item, self.suite_start, self.label = Path(path), item, suite_start, label
 
     def write(self, row: dict) -> dict:
         row = {"item": self.item, **row, "t": round(time.time() - self.suite_start, 1)}
@@ -136,7 +137,7 @@ class RowWriter:
             os.write(fd, line.encode())
         finally:
             os.close(fd)
-        print(f"bench-suite: {line.strip()}", flush=True)
+        print(f"{self.label}: {line.strip()}", flush=True)
         return row
 
 
@@ -475,22 +476,6 @@ def projection_rows(ctx: Context) -> Iterator[dict]:
                "target_steps_per_s": round(rate, 2),
                "seconds_per_1000_steps_per_target": round(1000 / rate, 1),
                "first_call_s": round(first, 2), **row}
-
-
-def phase_programs(config: ml_collections.ConfigDict, num_devices: int
-                   ) -> list[tuple[int, int]]:
-    """The distinct ``(resolution, minibatch)`` programs the training loop compiles over the
-    config's schedule (one per phase resolution; fade is a traced argument)."""
-    sched = config.sched
-    phase_kimg = sched.lod_training_kimg + sched.lod_transition_kimg
-    phases = int(math.log2(config.resolution)) - int(math.log2(sched.lod_initial_resolution))
-    programs = []
-    for p in range(phases + 1):
-        for kimg in (p * phase_kimg, p * phase_kimg + sched.lod_training_kimg + 1e-3):
-            phase = training_schedule(int(kimg * 1000), sched, config.resolution, num_devices)
-            if (phase.resolution, phase.minibatch) not in programs:
-                programs.append((phase.resolution, phase.minibatch))
-    return programs
 
 
 def phase_compile_rows(ctx: Context) -> Iterator[dict]:

@@ -71,6 +71,16 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
     # depend on it): "fused" (the official fused ops at every resolution, with stated gradients)
     # or "reference" (the official ops literally, as fused_scale says).
     config.resample_impl = "fused"
+    # Rematerialisation (not what is computed, only what is stored): G's synthesis layers and
+    # D's convs at and above this resolution recompute their activations in the backward
+    # passes instead of keeping them (0: off, as the official graph). Costs FLOPs, saves the
+    # memory of the high-resolution feature maps; see BENCHMARKS.md for both at 1024.
+    config.remat_resolution = 0
+    # Memory layout (not what is computed): at and above this resolution, activations with
+    # fewer than 128 channels keep their width as the minor dimension, which XLA:TPU would
+    # otherwise pad from the channels to 128 lanes (8x the bytes at 1024x1024; the 1024 phase
+    # at 4 images per chip fits a 16 GB v5e only so). 0: XLA's choice (CPU and GPU want it).
+    config.layout_resolution = 0
     config.seed = 1000
     # Logging and checkpoints (ticks are sched.tick_kimg* thousand images long).
     config.image_snapshot_ticks = 1

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental.layout import Layout, with_layout_constraint
 
 from stylegan_jax.images import box_mean
 
@@ -22,6 +23,7 @@ Dtype = jnp.dtype
 SQRT2 = math.sqrt(2.0)
 LRELU_SLOPE = 0.2
 EPS = 1e-8
+TPU_LANES = 128  # XLA:TPU tiles an array's minor dimension to this many lanes
 
 
 def equalized_scale(fan_in: int, gain: float, lrmul: float) -> float:
@@ -32,6 +34,19 @@ def equalized_scale(fan_in: int, gain: float, lrmul: float) -> float:
 def _equalized_init(lrmul: float) -> nn.initializers.Initializer:
     """Stored weights are N(0, 1/lrmul) so that the runtime product has std he_std."""
     return nn.initializers.normal(stddev=1.0 / lrmul)
+
+
+def width_minor_layout(x: jax.Array, min_resolution: int) -> jax.Array:
+    """``x`` ``[N, H, W, C]`` with its width as the minor (lane) dimension in memory, where it
+    has fewer than 128 channels and ``H >= min_resolution`` (0: never; else unchanged).
+
+    XLA:TPU otherwise keeps the channels minor and pads them to 128 lanes: the 16 channels at
+    1024x1024 take 8x their bytes, and the stored activations of the iteration no longer fit
+    a 16 GB chip (BENCHMARKS.md, TPU). A layout is not a value: the function is the same."""
+    if min_resolution and x.ndim == 4 and x.shape[-1] < TPU_LANES and \
+            x.shape[1] >= min_resolution:
+        return with_layout_constraint(x, Layout(major_to_minor=(0, 1, 3, 2)))
+    return x
 
 
 def lrelu(x: jax.Array) -> jax.Array:

@@ -35,7 +35,9 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[Generator, Discri
     """The Generator and Discriminator a config describes, in its compute dtype."""
     common = dict(resolution=config.resolution, num_channels=config.num_channels,
                   label_size=config.label_size, dtype=compute_dtype(config),
-                  resample_impl=config.get("resample_impl", "fused"))
+                  resample_impl=config.get("resample_impl", "fused"),
+                  remat_resolution=config.get("remat_resolution", 0),
+                  layout_resolution=config.get("layout_resolution", 0))
     g = {k: v for k, v in config.G.items() if f"G.{k}" not in RETIRED_FIELDS}
     g["fused_scale"] = _fused_scale(g["fused_scale"], "G")
     d = dict(config.D)

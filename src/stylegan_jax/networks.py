@@ -12,6 +12,7 @@ Every module must be initialised at its full resolution so that all variables ex
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -36,6 +37,7 @@ from stylegan_jax.layers import (
     pixel_norm,
     resolution_log2,
     upscale2d,
+    width_minor_layout,
 )
 
 
@@ -78,6 +80,15 @@ def _fields(module: nn.Module, holder: type[nn.Module]) -> dict:
             if f.name not in ("parent", "name")}
 
 
+def _checkpointed(module: type[nn.Module], resolution: int, remat_resolution: int
+                  ) -> type[nn.Module]:
+    """``module`` wrapped in ``nn.remat`` at and above ``remat_resolution`` (0: never): its
+    activations are recomputed in the backward passes instead of stored, which trades FLOPs
+    for memory where the feature maps are largest. Parameters, their names and the function
+    are unchanged."""
+    return nn.remat(module) if 0 < remat_resolution <= resolution else module
+
+
 def _lerp_clip(new: jax.Array, old: jax.Array, fade: jax.Array | float) -> jax.Array:
     """Official ``lerp_clip(new, old, t)`` with ``t`` clipped to [0, 1]."""
     t = jnp.clip(jnp.asarray(fade, jnp.float32), 0.0, 1.0)
@@ -94,6 +105,7 @@ class ConvLayer(nn.Module):
     fused: bool = False
     activate: bool = True
     resample_impl: str = "fused"
+    layout_resolution: int = 0  # see layers.width_minor_layout
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -101,7 +113,7 @@ class ConvLayer(nn.Module):
         x = Conv2D(self.features, self.kernel_size, self.gain, self.resample, self.fused,
                    self.resample_impl, dtype=self.dtype, name="Conv")(x)
         x = Bias(dtype=self.dtype, name="Bias")(x)
-        return lrelu(x) if self.activate else x
+        return width_minor_layout(lrelu(x) if self.activate else x, self.layout_resolution)
 
 
 class MappingFields(nn.Module):
@@ -167,6 +179,7 @@ class SynthesisLayer(nn.Module):
     use_instance_norm: bool = True
     use_styles: bool = True
     resample_impl: str = "fused"
+    layout_resolution: int = 0  # see layers.width_minor_layout
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -194,12 +207,13 @@ class SynthesisLayer(nn.Module):
         if self.use_pixel_norm:
             x = pixel_norm(x)
         if self.use_instance_norm and self.use_styles:  # one pass for both (StyleMod docs)
-            return StyleMod(dtype=self.dtype, name="StyleMod")(x, w, instance_norm_stats(x))
-        if self.use_instance_norm:
-            x = instance_norm(x)
-        if self.use_styles:
-            x = StyleMod(dtype=self.dtype, name="StyleMod")(x, w)
-        return x
+            x = StyleMod(dtype=self.dtype, name="StyleMod")(x, w, instance_norm_stats(x))
+        else:
+            if self.use_instance_norm:
+                x = instance_norm(x)
+            if self.use_styles:
+                x = StyleMod(dtype=self.dtype, name="StyleMod")(x, w)
+        return width_minor_layout(x, self.layout_resolution)
 
 
 class SynthesisFields(nn.Module):
@@ -220,6 +234,8 @@ class SynthesisFields(nn.Module):
     fused_scale: bool | str = "auto"
     use_blur: bool = True
     resample_impl: str = "fused"
+    remat_resolution: int = 0
+    layout_resolution: int = 0
     dtype: Dtype = jnp.float32
 
 
@@ -234,12 +250,15 @@ class SynthesisNetwork(SynthesisFields):
     def nf(self, stage: int) -> int:
         return num_features(stage, self.fmap_base, self.fmap_decay, self.fmap_max)
 
-    def _layer(self, features: int, op: str, name: str, fused: bool = False) -> SynthesisLayer:
-        return SynthesisLayer(features=features, op=op, fused=fused, use_blur=self.use_blur,
+    def _layer(self, features: int, op: str, name: str, resolution: int,
+               fused: bool = False) -> SynthesisLayer:
+        layer = _checkpointed(SynthesisLayer, resolution, self.remat_resolution)
+        return layer(features=features, op=op, fused=fused, use_blur=self.use_blur,
                               use_noise=self.use_noise, use_pixel_norm=self.use_pixel_norm,
                               use_instance_norm=self.use_instance_norm,
                               use_styles=self.use_styles, resample_impl=self.resample_impl,
-                              dtype=self.dtype, name=name)
+                              layout_resolution=self.layout_resolution, dtype=self.dtype,
+                              name=name)
 
     def _to_rgb_layers(self, full_log2: int, cur_log2: int) -> dict[int, ConvLayer]:
         """ToRGB layers (1x1, gain 1, no activation) by log2 resolution: the two the current
@@ -247,7 +266,8 @@ class SynthesisNetwork(SynthesisFields):
         levels = range(2, full_log2 + 1) if self.is_initializing() else \
             range(max(cur_log2 - 1, 2), cur_log2 + 1)
         return {r: ConvLayer(self.num_channels, kernel_size=1, gain=1.0, activate=False,
-                             dtype=self.dtype, name=f"ToRGB_{2**r}x{2**r}") for r in levels}
+                             layout_resolution=self.layout_resolution, dtype=self.dtype,
+                             name=f"ToRGB_{2**r}x{2**r}") for r in levels}
 
     @nn.compact
     def __call__(self, dlatents: jax.Array, *, current_resolution: int | None = None,
@@ -272,17 +292,17 @@ class SynthesisNetwork(SynthesisFields):
         w = dlatents.astype(jnp.float32)
 
         if self.const_input_layer:
-            x = self._layer(self.nf(1), "const", "4x4_Const")(None, w[:, 0], noise[0])
+            x = self._layer(self.nf(1), "const", "4x4_Const", 4)(None, w[:, 0], noise[0])
         else:
-            x = self._layer(self.nf(1), "dense", "4x4_Dense")(None, w[:, 0], noise[0])
-        x = self._layer(self.nf(1), "conv", "4x4_Conv")(x, w[:, 1], noise[1])
+            x = self._layer(self.nf(1), "dense", "4x4_Dense", 4)(None, w[:, 0], noise[0])
+        x = self._layer(self.nf(1), "conv", "4x4_Conv", 4)(x, w[:, 1], noise[1])
         features = {2: x}
         for r in range(3, cur_log2 + 1):
             res, i = 2**r, first_style_layer(2**r)
-            x = self._layer(self.nf(r - 1), "conv_up", f"{res}x{res}_Conv0_up",
+            x = self._layer(self.nf(r - 1), "conv_up", f"{res}x{res}_Conv0_up", res,
                             fused=_use_fused(self.fused_scale, res))(x, w[:, i], noise[i])
-            x = self._layer(self.nf(r - 1), "conv", f"{res}x{res}_Conv1")(x, w[:, i + 1],
-                                                                          noise[i + 1])
+            x = self._layer(self.nf(r - 1), "conv", f"{res}x{res}_Conv1", res)(
+                x, w[:, i + 1], noise[i + 1])
             features[r] = x
 
         to_rgb = self._to_rgb_layers(full_log2, cur_log2)
@@ -446,6 +466,8 @@ class Discriminator(nn.Module):
     fused_scale: bool | str = "auto"
     use_blur: bool = True
     resample_impl: str = "fused"
+    remat_resolution: int = 0
+    layout_resolution: int = 0
     dtype: Dtype = jnp.float32
 
     def nf(self, stage: int) -> int:
@@ -456,7 +478,8 @@ class Discriminator(nn.Module):
         or all of them while initialising so later phases find their parameters."""
         levels = range(2, full_log2 + 1) if self.is_initializing() else \
             range(max(cur_log2 - 1, 2), cur_log2 + 1)
-        return {r: ConvLayer(self.nf(r - 1), kernel_size=1, dtype=self.dtype,
+        return {r: ConvLayer(self.nf(r - 1), kernel_size=1,
+                             layout_resolution=self.layout_resolution, dtype=self.dtype,
                              name=f"FromRGB_{2**r}x{2**r}") for r in levels}
 
     @nn.compact
@@ -482,12 +505,14 @@ class Discriminator(nn.Module):
         x = from_rgb[cur_log2](img)
         for r in range(cur_log2, 2, -1):
             res = 2**r
-            x = ConvLayer(self.nf(r - 1), dtype=self.dtype, name=f"{res}x{res}_Conv0")(x)
+            conv = functools.partial(_checkpointed(ConvLayer, res, self.remat_resolution),
+                                     layout_resolution=self.layout_resolution,
+                                     dtype=self.dtype)
+            x = conv(self.nf(r - 1), name=f"{res}x{res}_Conv0")(x)
             if self.use_blur:
                 x = blur(x)
-            x = ConvLayer(self.nf(r - 2), resample="down", fused=_use_fused(self.fused_scale, res),
-                          resample_impl=self.resample_impl, dtype=self.dtype,
-                          name=f"{res}x{res}_Conv1_down")(x)
+            x = conv(self.nf(r - 2), resample="down", fused=_use_fused(self.fused_scale, res),
+                     resample_impl=self.resample_impl, name=f"{res}x{res}_Conv1_down")(x)
             if r == cur_log2:
                 x = _lerp_clip(x, from_rgb[r - 1](downscale2d(img)), fade)
 

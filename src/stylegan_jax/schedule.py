@@ -99,3 +99,19 @@ def full_resolution_kimg(config: ml_collections.ConfigDict) -> float:
     sched = config.sched
     phases = int(math.log2(config.resolution)) - int(math.log2(sched.lod_initial_resolution))
     return max(phases, 0) * (sched.lod_training_kimg + sched.lod_transition_kimg)
+
+
+def phase_programs(config: ml_collections.ConfigDict, num_devices: int
+                   ) -> list[tuple[int, int]]:
+    """The distinct ``(resolution, minibatch)`` programs the training loop compiles over the
+    config's schedule (one per phase resolution; fade is a traced argument)."""
+    sched = config.sched
+    phase_kimg = sched.lod_training_kimg + sched.lod_transition_kimg
+    phases = int(math.log2(config.resolution)) - int(math.log2(sched.lod_initial_resolution))
+    programs = []
+    for p in range(phases + 1):
+        for kimg in (p * phase_kimg, p * phase_kimg + sched.lod_training_kimg + 1e-3):
+            phase = training_schedule(int(kimg * 1000), sched, config.resolution, num_devices)
+            if (phase.resolution, phase.minibatch) not in programs:
+                programs.append((phase.resolution, phase.minibatch))
+    return programs

@@ -33,6 +33,7 @@ from stylegan_jax.cli import (
     prepare,
     project,
     summary,
+    tpu_compile,
     train,
 )
 from stylegan_jax.errors import RunError, UsageError
@@ -46,6 +47,7 @@ COMMANDS: dict[str, types.ModuleType] = {
     "train": train,
     "bench-train": bench_train,
     "bench-suite": bench_suite,
+    "tpu-compile": tpu_compile,
     "metrics": metrics,
     "prepare": prepare,
     "data-bench": data_bench,

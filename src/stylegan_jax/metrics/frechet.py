@@ -110,7 +110,7 @@ def _moments(features: jax.Array, valid: jax.Array, shift: jax.Array
 
 
 @functools.cache
-def _image_steps(extractor: FeatureExtractor, mesh: Mesh) -> tuple[Callable, Callable]:
+def image_steps(extractor: FeatureExtractor, mesh: Mesh) -> tuple[Callable, Callable]:
     """``mean(params, images, valid)`` -> the valid features' mean (the shift), and
     ``accumulate(sums, params, images, valid, shift)`` -> the sums plus this batch's, all on
     the device (the sums are donated)."""
@@ -143,7 +143,7 @@ def _batches_stats(batches: Iterator[tuple[jax.Array, int]], extractor: FeatureE
                    mesh: Mesh, num_images: int, desc: str) -> Stats:
     """Stats of ``num_images`` images from ``(global uint8 batch, n_valid)`` pairs; the only
     device-to-host transfer is the final sums."""
-    mean, accumulate = _image_steps(extractor, mesh)
+    mean, accumulate = image_steps(extractor, mesh)
     rep = parallel.replicated_sharding(mesh)
     d = extractor.dim
     zeros = functools.partial(jnp.zeros, dtype=jnp.float32, device=rep)
@@ -181,7 +181,9 @@ def random_labels(key: jax.Array, n: int, label_size: int) -> jax.Array | None:
 
 
 @functools.cache
-def _generate_step(generator: nn.Module, mesh: Mesh, batch_size: int) -> Callable:
+def generate_step(generator: nn.Module, mesh: Mesh, batch_size: int) -> Callable:
+    """``generate(variables, key)`` -> ``batch_size`` uint8 fakes sharded along ``'data'``
+    (random z, labels and noise from ``key``), jitted for ``mesh``."""
     data = parallel.data_sharding(mesh)
 
     @functools.partial(jax.jit, out_shardings=data)
@@ -201,7 +203,7 @@ def generator_stats(generator: nn.Module, variables: Any, extractor: FeatureExtr
                     mesh: Mesh | None = None) -> Stats:
     """Feature stats of ``num_images`` generated images (no truncation, random noise)."""
     mesh = mesh if mesh is not None else parallel.make_mesh()
-    generate = _generate_step(generator, mesh, batch_size)
+    generate = generate_step(generator, mesh, batch_size)
     variables = jax.device_put(variables, parallel.replicated_sharding(mesh))
     base = jax.random.key(seed)
 

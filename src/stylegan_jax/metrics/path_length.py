@@ -71,8 +71,10 @@ def filtered_mean(distances: np.ndarray) -> float:
 
 
 @functools.cache
-def _step(generator: nn.Module, mesh: Mesh, n: int, space: str, sampling: str,
-          epsilon: float, crop: bool, distance: Distance) -> Callable:
+def ppl_step(generator: nn.Module, mesh: Mesh, n: int, space: str, sampling: str,
+             epsilon: float, crop: bool, distance: Distance) -> Callable:
+    """``step(variables, distance_params, key)`` -> the ``n`` pairs' ``distance / eps^2``,
+    jitted for ``mesh`` (the images are sharded along ``'data'``)."""
     data, rep = parallel.data_sharding(mesh), parallel.replicated_sharding(mesh)
     shapes = noise_shapes(generator.resolution)
 
@@ -109,7 +111,7 @@ def ppl_distances(generator: nn.Module, variables: Any, distance_params: Any, *,
     mesh = mesh if mesh is not None else parallel.make_mesh()
     if batch_size % mesh.size:
         raise ValueError(f"batch size {batch_size} is not divisible by {mesh.size} devices")
-    step = _step(generator, mesh, batch_size, space, sampling, epsilon, crop, distance)
+    step = ppl_step(generator, mesh, batch_size, space, sampling, epsilon, crop, distance)
     rep = parallel.replicated_sharding(mesh)
     variables = jax.device_put(variables, rep)
     distance_params = jax.device_put(distance_params, rep)
