@@ -113,3 +113,28 @@ def test_a_slice_larger_than_the_batch_compiles_nothing_and_says_so(tmp_path):
     rows = _run(tmp_path, "--topology", "v5e:8x8", "--programs", "phases", timeout=120)
     assert [r["kind"] for r in rows] == ["env", "does_not_split", "does_not_split"]
     assert all("at most 32 v5e chips" in r["advice"] for r in rows[1:])
+
+
+def test_markdown_tables_every_row_kind():
+    env = {"kind": "env", "topology": "v5e:2x4", "chips": 8, "device_kind": "TPU v5 lite",
+           "hbm_gib_per_chip": 16.0, "compute_dtype": "bfloat16", "layout_resolution": 256,
+           "remat_resolution": 0, "compiler_options": {}, "jax": "0.10.2"}
+    fits = {"kind": "phase", "resolution": 1024, "per_chip_batch": 4, "global_batch": 32,
+            "fits": True, "needs_gib": 13.8, "temp_gib": 13.2, "flops": 3.4e12,
+            "bytes_accessed": 3.4e11, "roofline_ms": 410.6, "compile_s": 452.0,
+            "collectives": {"all-reduce": {"count": 15, "bytes": 201_343_108}}}
+    oom = {"kind": "batch_probe", "resolution": 1024, "per_chip_batch": 16,
+           "global_batch": 128, "fits": False, "needs_gib": 30.1, "available_gib": 15.75,
+           "compile_s": 30.0}
+    split = {"kind": "does_not_split", "resolution": 1024, "schedule_batch": 32,
+             "advice": "use a slice of at most 32 v5e chips"}
+    best = {"kind": "max_batch", "resolution": 1024, "largest_fitting": 8,
+            "smallest_failing": 10, "step": 1}
+    text = tpu_compile.markdown([env, fits, oom, split, best])
+    assert "**v5e:2x4** (8 chips, TPU v5 lite, 16 GiB HBM each), bfloat16, layout_resolution 256" \
+        in text
+    assert "| phase | 1024 | 4 (32) | yes | 13.80 | 13.20 | 3,400.00 | 340.00 | 410.60 | " \
+        "15, 201.3 | 452.00 |" in text
+    assert "| batch_probe | 1024 | 16 (128) | no (available 15.75) | 30.10 |" in text
+    assert "does not split: use a slice of at most 32 v5e chips" in text
+    assert "| largest per-chip batch | 1024 | 8 (first failing: 10, step 1) |" in text

@@ -209,7 +209,7 @@ def _synthesize(model: Model, variables: Any, w: jax.Array, noise: Sequence[jax.
 
 
 @functools.cache
-def _programs(model: Model, recipe: Recipe, mesh: Mesh) -> tuple[Callable, Callable, Callable]:
+def programs(model: Model, recipe: Recipe, mesh: Mesh) -> tuple[Callable, Callable, Callable]:
     """Jitted ``start``, ``run(chunk)`` and ``evaluate`` for one model, recipe and mesh."""
     data, rep = parallel.data_sharding(mesh), parallel.replicated_sharding(mesh)
     lpips = LPIPS()
@@ -324,7 +324,7 @@ def project_batches(model: Model, targets: Any, lpips_params: Any, *,
     if classes is None:
         w_avg, w_std = np.repeat(w_avg, n, axis=0), np.repeat(w_std, n)
     size = -(-min(batch_size, n) // mesh.size) * mesh.size
-    start, run, evaluate = _programs(model, recipe, mesh)
+    start, run, evaluate = programs(model, recipe, mesh)
     data, rep = parallel.data_sharding(mesh), parallel.replicated_sharding(mesh)
     variables = jax.device_put(model.variables, rep)
     lpips_params = jax.device_put(lpips_params, rep)

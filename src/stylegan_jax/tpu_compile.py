@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from stylegan_jax import bench, parallel
+from stylegan_jax import bench, generate, parallel, projection
 from stylegan_jax.errors import UsageError
 from stylegan_jax.metrics import frechet, inception, lpips, path_length
 from stylegan_jax.models import build_networks
@@ -41,7 +41,8 @@ from stylegan_jax.sampling import at_phase
 from stylegan_jax.schedule import phase_programs
 
 GiB = 2**30
-PROGRAMS = ("phases", "fid", "ppl")
+PROGRAMS = ("phases", "fid", "ppl", "projection")
+PROJECTION_CHUNK = 100  # steps per projection dispatch (`project`'s progress interval)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,13 +56,14 @@ class Chip:
     peak_bf16_flops: float  # per second
     hbm_bytes_per_s: float
     megacore: bool  # two TensorCores shown as one device (chip_config_name="megacore")
+    accelerator_type: str  # the smallest slice's name, which libtpu asks the host for
 
 
 CHIPS = {
-    "v4": Chip("v4", "TPU v4", 32 * GiB, 275e12, 1200e9, True),
-    "v5e": Chip("v5e", "TPU v5 lite", 16 * GiB, 197e12, 819e9, False),
-    "v5p": Chip("v5p", "TPU v5", 95 * GiB, 459e12, 2765e9, True),
-    "v6e": Chip("v6e", "TPU v6 lite", 32 * GiB, 918e12, 1640e9, False),
+    "v4": Chip("v4", "TPU v4", 32 * GiB, 275e12, 1200e9, True, "v4-8"),
+    "v5e": Chip("v5e", "TPU v5 lite", 16 * GiB, 197e12, 819e9, False, "v5litepod-4"),
+    "v5p": Chip("v5p", "TPU v5", 95 * GiB, 459e12, 2765e9, True, "v5p-8"),
+    "v6e": Chip("v6e", "TPU v6 lite", 32 * GiB, 918e12, 1640e9, False, "v6e-4"),
 }
 _TOPOLOGY = re.compile(r"^(v4|v5e|v5p|v6e):(\d+(?:x\d+){1,2})$")
 _OOM = re.compile(r"required for HLO temporaries \(([\d.]+)([KMGT]?)\) exceeds available HBM "
@@ -106,9 +108,11 @@ def topology_mesh(name: str) -> tuple[jax.sharding.Mesh, Chip]:
         raise UsageError("tpu-compile needs libtpu (the XLA:TPU compiler): run `make "
                          "tpu-tools`, `pip install 'stylegan-jax[tpu]'`, or set "
                          "TPU_LIBRARY_PATH to a libtpu.so")
-    # libtpu on a machine without a TPU: one host, no hostnames to look up, and other
-    # processes (a second compile, the test suite) may load it too.
+    # libtpu on a machine without a TPU: one host of a small slice (else it warns that it
+    # cannot tell), no hostnames to look up, and other processes (a second compile, the test
+    # suite) may load it too.
     os.environ.setdefault("TPU_LIBRARY_PATH", path)
+    os.environ.setdefault("TPU_ACCELERATOR_TYPE", chip.accelerator_type)
     os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
     os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     from jax.experimental import topologies  # noqa: PLC0415 (loads libtpu: only here)
@@ -234,9 +238,9 @@ def _abstract(tree: Any, sharding: jax.sharding.Sharding) -> Any:
 def _metric_rows(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, chip: Chip,
                  programs: Sequence[str], compiler_options: dict[str, str] | None
                  ) -> Iterator[dict]:
-    """FID's two programs (fakes from the float32 generator; Inception features and moments)
-    and PPL's step (pairs of images in W + LPIPS), at ``config.eval.batch_size`` rounded up to
-    a multiple of the chips, on random-shaped (abstract) weights."""
+    """FID's two programs (fakes from the float32 generator; Inception features and moments),
+    PPL's step (pairs of images in W + LPIPS) and the projector's, at
+    ``config.eval.batch_size`` rounded up to a multiple of the chips, on abstract weights."""
     rep, data = parallel.replicated_sharding(mesh), parallel.data_sharding(mesh)
     eval_config = ml_collections.ConfigDict(config.to_dict())
     eval_config.compute_dtype = "float32"  # metrics sample in float32
@@ -274,6 +278,43 @@ def _metric_rows(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, chi
                                     lpips.distance_255)
         yield {"kind": "ppl", **base,
                **compile_row(lambda: step.lower(g_vars, lp, key), chip, compiler_options)}
+    if "projection" in programs:
+        yield from _projection_rows(eval_config, mesh, chip, G, g_vars, key, base,
+                                    compiler_options)
+
+
+def _sharded_like(tree: Any, mesh: jax.sharding.Mesh) -> Any:
+    """Abstract arrays of ``tree``'s shapes: batched ones along ``'data'``, scalars replicated
+    (as the projector constrains its state)."""
+    data, rep = parallel.data_sharding(mesh), parallel.replicated_sharding(mesh)
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype,
+                                                       sharding=data if a.ndim else rep), tree)
+
+
+def _projection_rows(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, chip: Chip,
+                     G: Any, g_vars: Any, key: jax.ShapeDtypeStruct, base: dict,
+                     compiler_options: dict[str, str] | None) -> Iterator[dict]:
+    """The projector's programs (StyleGAN2's recipe): its start (target features, initial w
+    and noise) and one chunk of ``PROJECTION_CHUNK`` optimisation steps, for a batch of
+    ``base['global_batch']`` targets."""
+    rep, data = parallel.replicated_sharding(mesh), parallel.data_sharding(mesh)
+    model = generate.from_variables(config, G, g_vars)
+    start, run, _ = projection.programs(model, projection.Recipe(), mesh)
+    batch, r = base["global_batch"], config.resolution
+    x = jnp.zeros((1, 16, 16, 3))
+    lp = _abstract(jax.eval_shape(lpips.LPIPS().init, jax.random.key(1), x, x)["params"], rep)
+    targets = jax.ShapeDtypeStruct((batch, r, r, config.num_channels), jnp.float32,
+                                   sharding=data)
+    w_avg = jax.ShapeDtypeStruct((batch, G.dlatent_size), jnp.float32, sharding=data)
+    w_std = jax.ShapeDtypeStruct((batch,), jnp.float32, sharding=data)
+    yield {"kind": "projection_start", **base, **compile_row(
+        lambda: start.lower(lp, targets, w_avg, key), chip, compiler_options)}
+    features, params, opt_state, _ = _sharded_like(
+        jax.eval_shape(start, lp, targets, w_avg, key), mesh)
+    first = jax.ShapeDtypeStruct((), jnp.int32, sharding=rep)
+    yield {"kind": "projection_steps", **base, "steps": PROJECTION_CHUNK, **compile_row(
+        lambda: run.lower(params, opt_state, [], g_vars, lp, targets, features, w_std, key,
+                          first, length=PROJECTION_CHUNK), chip, compiler_options)}
 
 
 def batch_step(config: ml_collections.ConfigDict, chips: int) -> int:
@@ -332,6 +373,7 @@ def compile_rows(config: ml_collections.ConfigDict, topology: str, *,
            "peak_bf16_tflops": chip.peak_bf16_flops / 1e12,
            "hbm_gb_per_s": chip.hbm_bytes_per_s / 1e9, "compute_dtype": config.compute_dtype,
            "remat_resolution": config.get("remat_resolution", 0),
+           "layout_resolution": config.get("layout_resolution", 0),
            "compiler_options": compiler_options or {}, "jax": jax.__version__,
            "libtpu": os.environ.get("TPU_LIBRARY_PATH")}
     if "phases" in programs:
@@ -340,3 +382,46 @@ def compile_rows(config: ml_collections.ConfigDict, topology: str, *,
     yield from _metric_rows(config, mesh, chip, programs, compiler_options)
     if max_batch:
         yield from max_batch_rows(config, mesh, chip, config.resolution, compiler_options)
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else f"{value:,.2f}" if isinstance(value, float) else str(value)
+
+
+def markdown(rows: Sequence[dict]) -> str:
+    """The rows of one or more calls as markdown: a table of the compiled programs per slice
+    (HBM per chip, work per chip, roofline bound, collectives, compile seconds), then the
+    batch searches and the phases that do not split."""
+    lines: list[str] = []
+    header = ("program", "resolution", "per chip (global)", "fits", "HBM need GiB",
+              "temp GiB", "GFLOP/chip", "GB/chip", "roofline ms", "all-reduce (count, MB)",
+              "compile s")
+    for row in rows:
+        if row["kind"] == "env":
+            lines += ["", f"**{row['topology']}** ({row['chips']} chips, {row['device_kind']}, "
+                      f"{row['hbm_gib_per_chip']:g} GiB HBM each), {row['compute_dtype']}, "
+                      f"layout_resolution {row.get('layout_resolution', '?')}, remat_resolution "
+                      f"{row['remat_resolution']}, options {row['compiler_options'] or 'none'}, "
+                      f"jax {row['jax']}", "", "| " + " | ".join(header) + " |",
+                      "|" + "---|" * len(header)]
+        elif row["kind"] == "does_not_split":
+            lines.append(f"| phase | {row['resolution']} | - ({row['schedule_batch']}) | "
+                         f"does not split: {row['advice']} |" + " |" * (len(header) - 4))
+        elif row["kind"] == "max_batch":
+            lines.append(f"| largest per-chip batch | {row['resolution']} | "
+                         f"{row['largest_fitting']} (first failing: {row['smallest_failing']},"
+                         f" step {row['step']}) |" + " |" * (len(header) - 3))
+        elif "fits" in row:
+            reduce = row.get("collectives", {}).get("all-reduce")
+            cells = (
+                row["kind"], row["resolution"],
+                f"{row['per_chip_batch']} ({row['global_batch']})",
+                "yes" if row["fits"] else f"no (available {row['available_gib']:g})",
+                row["needs_gib"], row.get("temp_gib"),
+                row["flops"] / 1e9 if "flops" in row else None,
+                row["bytes_accessed"] / 1e9 if "bytes_accessed" in row else None,
+                row.get("roofline_ms"),
+                None if reduce is None else f"{reduce['count']}, {reduce['bytes'] / 1e6:,.1f}",
+                row["compile_s"])
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines).strip() + "\n"

@@ -133,6 +133,7 @@ RULES: dict[str, Check] = {
     "G_smoothing_kimg": NONNEGATIVE, "total_kimg": POSITIVE, "minibatch_repeats": integer(1),
     "max_nonfinite_steps": integer(1), "compute_dtype": one_of("float32", "bfloat16"),
     "resample_impl": one_of("fused", "reference"),
+    "remat_resolution": integer(0), "layout_resolution": integer(0),
     "seed": integer(0, 2**32 - 1), "image_snapshot_ticks": integer(1),
     "checkpoint_ticks": integer(1), "keep_checkpoints": integer(1), "snapshot_kimg": POSITIVE,
     "grid_size": integer(1),

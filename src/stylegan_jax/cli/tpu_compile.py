@@ -1,30 +1,33 @@
 """Compile every program of a run for a Cloud TPU slice, here, before renting it.
 
 usage: stylegan-jax tpu-compile --config FILE[:ARG] --topology GEN:SHAPE [--out FILE.jsonl]
-       [--programs phases,fid,ppl] [--resolutions R,...] [--per_chip_batch N] [--max_batch]
-       [--xla_option NAME=VALUE ...]
+       [--programs phases,fid,ppl,projection] [--resolutions R,...] [--per_chip_batch N]
+       [--max_batch] [--xla_option NAME=VALUE ...]
+       stylegan-jax tpu-compile --markdown FILE.jsonl
 
 Runs the real XLA:TPU compiler (libtpu: `make tpu-tools`) on this machine, no TPU needed, for
 the slice named by --topology (v4, v5e, v5p or v6e and its chip grid, e.g. v5e:4x4,
 v4:2x2x4). One JSON line per program as soon as it is compiled: every training phase of the
 config's schedule at the per-chip batch the schedule gives on that slice (--per_chip_batch
-overrides it), then the FID and PPL programs. Each row says whether the program fits a chip
-(HBM per chip: arguments, temporaries, outputs, aliases), XLA:TPU's FLOPs and bytes per chip,
-the roofline bound from the chip's peak rates, the collectives, and the compile seconds; a
-phase whose global batch does not split over the slice says which slice or batch works.
---max_batch then searches the largest per-chip batch at full resolution. (JAX's persistent
+overrides it), then the FID, PPL and projection programs. Each row says whether the program
+fits a chip (HBM per chip: arguments, temporaries, outputs, aliases), XLA:TPU's FLOPs and
+bytes per chip, the roofline bound from the chip's peak rates, the collectives, and the
+compile seconds; a phase whose global batch does not split over the slice says which slice
+or batch works. --max_batch then searches the largest per-chip batch at full resolution.
+--markdown prints the rows of earlier calls as the tables of BENCHMARKS.md. (JAX's persistent
 compilation cache cannot serve compile-only devices, so each call compiles afresh; training on
 the pod caches its programs in WORKDIR/compile_cache.)
 
 example:
-  stylegan-jax tpu-compile --config experiments/ffhq_1024.py --config.compute_dtype=bfloat16 \\
-      --topology v5e:2x4 --out tpu-v5e.jsonl
+  stylegan-jax tpu-compile --config experiments/ffhq_1024_tpu.py --topology v5e:2x4 \\
+      --out tpu-v5e.jsonl
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from absl import flags
 
@@ -50,8 +53,8 @@ def main(argv: Sequence[str]) -> None:
                                    "(v5e:2x4, v4:2x2x1, v5p:2x2x1, v6e:4x4).", flag_values=fv)
     out = flags.DEFINE_string("out", None, "JSONL file the rows are appended to (they are "
                               "printed either way).", flag_values=fv)
-    programs = flags.DEFINE_list("programs", "phases,fid,ppl", "Which programs: phases, fid, "
-                                 "ppl.", flag_values=fv)
+    programs = flags.DEFINE_list("programs", "phases,fid,ppl,projection", "Which programs: "
+                                 "phases, fid, ppl, projection.", flag_values=fv)
     resolutions = flags.DEFINE_list("resolutions", None, "Only the phases at these "
                                     "resolutions (default: every phase).", flag_values=fv)
     per_chip = flags.DEFINE_integer("per_chip_batch", None, "Images per chip in every phase "
@@ -61,7 +64,17 @@ def main(argv: Sequence[str]) -> None:
                                   "that fits at full resolution.", flag_values=fv)
     xla_options = flags.DEFINE_multi_string("xla_option", [], "An XLA:TPU compiler option, "
                                             "NAME=VALUE (repeatable).", flag_values=fv)
+    markdown = flags.DEFINE_string("markdown", None, "Print the rows of this JSONL file as "
+                                   "markdown tables and exit.", flag_values=fv)
     common.parse(fv, prog, argv, __doc__)
+    if markdown.value is not None:
+        from stylegan_jax import tpu_compile
+        from stylegan_jax.bench_suite import read_rows
+
+        if not Path(markdown.value).is_file():
+            raise UsageError(f"--markdown {markdown.value}: no such file")
+        print(tpu_compile.markdown(read_rows(markdown.value)), end="")
+        return
     if config.value is None:
         raise UsageError("--config FILE is required")
     if topology.value is None:
