@@ -138,3 +138,17 @@ def test_markdown_tables_every_row_kind():
     assert "| batch_probe | 1024 | 16 (128) | no (available 15.75) | 30.10 |" in text
     assert "does not split: use a slice of at most 32 v5e chips" in text
     assert "| largest per-chip batch | 1024 | 8 (first failing: 10, step 1) |" in text
+
+
+@pytest.mark.slow
+def test_a_per_chip_batch_the_groups_do_not_divide_is_named(tmp_path):
+    if tpu_compile.libtpu_path() is None:
+        pytest.skip("libtpu is not installed (make tpu-tools)")
+    result = subprocess.run(
+        [sys.executable, "-m", "stylegan_jax.cli", "tpu-compile", "--config",
+         str(ROOT / "experiments" / "ffhq_1024.py"), "--topology", "v5e:2x2",
+         "--per_chip_batch", "1", "--programs", "phases"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert result.returncode == 2
+    assert "--per_chip_batch 1 on 4 chips" in result.stderr and "multiple of 2" in result.stderr

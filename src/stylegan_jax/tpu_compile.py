@@ -187,6 +187,7 @@ def compile_row(lower: Callable[[], jax.stages.Lowered], chip: Chip,
     need = bench.device_bytes(compiled)
     cost = compiled.cost_analysis()
     flops, accessed = bench.cost_total(cost, "flops"), bench.cost_total(cost, "bytes accessed")
+    text = compiled.as_text() or ""
     row.update(
         fits=True, needs_gib=round(need / GiB, 3), hbm_gib=round(chip.hbm_bytes / GiB, 3),
         argument_gib=round(memory.argument_size_in_bytes / GiB, 3),
@@ -195,8 +196,7 @@ def compile_row(lower: Callable[[], jax.stages.Lowered], chip: Chip,
         alias_gib=round(memory.alias_size_in_bytes / GiB, 3),
         flops=flops, bytes_accessed=accessed,
         roofline_ms=round(1e3 * roofline_seconds(flops, accessed, chip), 3),
-        collectives=collectives(compiled.as_text() or ""),
-        hlo_instructions=bench.hlo_instructions(compiled.as_text() or ""))
+        collectives=collectives(text), hlo_instructions=bench.hlo_instructions(text))
     return row
 
 
@@ -215,6 +215,11 @@ def _phase_rows(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, chip
                 per_chip_batch: int | None, resolutions: Sequence[int] | None,
                 compiler_options: dict[str, str] | None) -> Iterator[dict]:
     chips = mesh.size
+    step = batch_step(config, chips)
+    if per_chip_batch and per_chip_batch % step:
+        raise UsageError(f"--per_chip_batch {per_chip_batch} on {chips} chips gives a global "
+                         f"batch the minibatch-stddev and style-mixing groups do not divide: "
+                         f"use a multiple of {step}")
     for resolution, global_batch in phase_programs(config, 1):
         if resolutions and resolution not in resolutions:
             continue
