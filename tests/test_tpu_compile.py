@@ -152,3 +152,30 @@ def test_a_per_chip_batch_the_groups_do_not_divide_is_named(tmp_path):
         env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert result.returncode == 2
     assert "--per_chip_batch 1 on 4 chips" in result.stderr and "multiple of 2" in result.stderr
+
+
+def test_max_batch_search_stops_between_the_largest_fit_and_the_next_step(monkeypatch):
+    """The search over per-chip batches against a compiler stand-in whose program needs
+    1.5 GiB per image and fits under v5e's 15.75 GiB (the real compiles: BENCHMARKS.md)."""
+
+    class Mesh:
+        size = 4
+
+    monkeypatch.setattr(tpu_compile.bench, "lower_iteration",
+                        lambda config, resolution, batch, mesh: batch)
+    tried = []
+
+    def compile_row(lower, chip, options):
+        per_chip = lower() // Mesh.size
+        tried.append(per_chip)
+        need = 1.5 * per_chip
+        return {"fits": need <= 15.75, "needs_gib": need}
+
+    monkeypatch.setattr(tpu_compile, "compile_row", compile_row)
+    rows = list(tpu_compile.max_batch_rows(paper_config(1024), Mesh(), tpu_compile.CHIPS["v5e"],
+                                           1024))
+    # on 4 chips the paper's 8 mixing groups need an even per-chip batch
+    assert all(b % 2 == 0 for b in tried) and tried[:2] == [4, 8]
+    assert [r["fits"] for r in rows[:-1]] == [b * 1.5 <= 15.75 for b in tried]
+    assert rows[-1] == {"kind": "max_batch", "resolution": 1024, "largest_fitting": 10,
+                        "smallest_failing": 12, "step": 2}
