@@ -139,6 +139,7 @@ def test_every_shipped_config_is_valid():
     ("--config.eval.batch_size=0", ["config.eval.batch_size must be >= 1"]),
     ("--config.metrics=('fid50k','is50k')", ["config.metrics holds an unknown metric 'is50k'"]),
     ("--config.seed=-1", ["config.seed must be in [0, 4294967295]"]),
+    ("--config.layout_resolution=-1", ["config.layout_resolution must be >= 0"]),
 ])
 def test_out_of_range_fields_are_refused_before_anything_is_written(tmp_path, capsys,
                                                                      override, words):
@@ -192,6 +193,15 @@ def tiny_prepared(tmp_path_factory):
     leftover.mkdir(parents=True)
     (leftover / "dataset_info.json").write_text("{}")
     return root / "data"
+
+
+@pytest.mark.parametrize("command", ["bench-suite", "tpu-compile"])
+def test_markdown_of_a_file_that_is_not_the_commands_rows(tmp_path, capsys, command):
+    foreign = tmp_path / "metrics.jsonl"
+    foreign.write_text('{"fid50k": 4.4, "kimg": 120}\n')
+    usage_error(capsys, [command, "--markdown", str(foreign)], str(foreign),
+                f"not the rows of `stylegan-jax {command} --out`")
+    usage_error(capsys, [command, "--markdown", str(tmp_path / "none.jsonl")], "no such file")
 
 
 def test_train_before_prepare(tmp_path, capsys):

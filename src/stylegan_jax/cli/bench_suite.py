@@ -21,7 +21,6 @@ example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from absl import flags
 
@@ -58,9 +57,7 @@ def main(argv: Sequence[str]) -> None:
     from stylegan_jax import bench_suite
 
     if markdown.value is not None:
-        if not Path(markdown.value).is_file():
-            raise UsageError(f"--markdown {markdown.value}: no such file")
-        print(bench_suite.markdown(bench_suite.read_rows(markdown.value)), end="")
+        common.print_markdown(markdown.value, bench_suite.markdown, "bench-suite")
         return
     settings = bench_suite.Settings(
         smoke=smoke.value, budget_s=budget.value, item_limit_s=item_limit.value,

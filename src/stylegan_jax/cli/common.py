@@ -13,7 +13,8 @@ import re
 import sys
 import textwrap
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from absl import flags
 from ml_collections import config_flags
@@ -156,3 +157,18 @@ def say_classes(prog: str, num_classes: int, class_index: int | None) -> None:
     if num_classes and class_index is None:
         print(f"{prog}: conditional model without --class_index: seed s is drawn as class "
               f"s % {num_classes}", file=sys.stderr)
+
+
+def print_markdown(path: str, render: Callable[[list[dict]], str], command: str) -> None:
+    """Prints ``render(rows)`` of the JSONL file ``path`` (``--markdown``), or one line naming
+    the file when it is missing or is not rows that ``command`` wrote."""
+    from stylegan_jax.bench_suite import read_rows
+
+    if not Path(path).is_file():
+        raise UsageError(f"--markdown {path}: no such file")
+    try:
+        text = render(read_rows(path))
+    except (KeyError, TypeError, AttributeError) as e:
+        raise UsageError(f"--markdown {path}: not the rows of `stylegan-jax {command} --out` "
+                         f"({type(e).__name__}: {e})") from e
+    print(text, end="")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from absl import flags
 
@@ -69,11 +68,8 @@ def main(argv: Sequence[str]) -> None:
     common.parse(fv, prog, argv, __doc__)
     if markdown.value is not None:
         from stylegan_jax import tpu_compile
-        from stylegan_jax.bench_suite import read_rows
 
-        if not Path(markdown.value).is_file():
-            raise UsageError(f"--markdown {markdown.value}: no such file")
-        print(tpu_compile.markdown(read_rows(markdown.value)), end="")
+        common.print_markdown(markdown.value, tpu_compile.markdown, "tpu-compile")
         return
     if config.value is None:
         raise UsageError("--config FILE is required")
