@@ -261,3 +261,65 @@ def test_project_command_errors(pkl, lpips_file, tmp_path, capsys, monkeypatch):
                   "--target", str(tmp_path / "ok.png")])
     assert "LPIPS VGG16 weights: no file given" in capsys.readouterr().err
     assert not (tmp_path / "out" / "projections.jsonl").exists()
+
+
+def test_project_progress_counts_finished_steps_only(model, lpips_params, tmp_path,
+                                                     monkeypatch):
+    """With a slow step (the chunk's loss arrives late), the bar never counts steps that have
+    not finished, and it shows the current mean loss."""
+    import time
+
+    from stylegan_jax import projector
+
+    finished = [0]
+    seen = []
+
+    class SlowLoss:
+        def __init__(self, value, done):
+            self.value, self.done = value, done
+
+        def __array__(self, dtype=None, copy=None):
+            time.sleep(0.05)
+            finished[0] = self.done
+            return np.asarray(self.value, dtype)
+
+    real = projection.programs
+
+    def slow_programs(model, recipe, mesh):
+        start, run, evaluate = real(model, recipe, mesh)
+
+        def slow_run(*args, length):
+            params, opt_state, loss = run(*args, length=length)
+            return params, opt_state, SlowLoss(loss, args[9] + length)  # args[9]: first step
+
+        return start, slow_run, evaluate
+
+    class Bar:
+        def __init__(self, total, desc):
+            self.n = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            self.n += n
+            seen.append((self.n, 2 * finished[0]))  # two targets
+
+        def set_postfix(self, **values):
+            seen.append(values)
+
+    monkeypatch.setattr(projection, "programs", slow_programs)
+    monkeypatch.setattr(projector.progress, "bar", Bar)
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"t{i}.png")
+        Image.fromarray(np.full((16, 16, 3), 60 * i, np.uint8)).save(paths[-1])
+    projector.project_files(model, paths, lpips_params, tmp_path / "out", steps=20,
+                            w_avg_samples=100, batch_size=2)
+    counts = [s for s in seen if isinstance(s, tuple)]
+    assert counts and counts[-1][0] == 40
+    assert all(counted <= done for counted, done in counts)
+    assert all(float(s["loss"]) >= 0 for s in seen if isinstance(s, dict))

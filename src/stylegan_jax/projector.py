@@ -120,7 +120,9 @@ def project_files(model: Model, paths: Sequence[str | Path], lpips_params: Any,
         last_step = [0]
 
         def on_progress(p: projection.Progress) -> None:
+            loss = p.loss  # a host copy: waits for the chunk, so the bar counts finished steps
             bar.update((p.batch.stop - p.batch.start) * (p.step - last_step[0]))
+            bar.set_postfix(loss=f"{loss.mean():.4f}")  # mean LPIPS (+ noise regulariser)
             last_step[0] = 0 if p.step == p.steps else p.step
             if gif_every:
                 images = to_uint8(model.generate(w=p.w, noise=p.noise))
