@@ -15,7 +15,7 @@ install: $(STAMP)
 tpu-tools: $(LIBTPU)
 
 $(LIBTPU): $(STAMP)
-	$(PY) -m pip install --no-deps --target $(VENV)/libtpu "$$($(PY) -c "from importlib.metadata \
+	$(PY) -m pip install --no-deps --upgrade --target $(VENV)/libtpu "$$($(PY) -c "from importlib.metadata \
 		import requires; print(next(r.split(';')[0] for r in requires('jax') if r.startswith('libtpu')))")"
 	touch $(LIBTPU)
 
