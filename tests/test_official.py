@@ -308,12 +308,26 @@ def test_sampling_a_pickle_with_stored_noise_equals_our_generator(conditional_pk
     assert not np.allclose(got, model.generate(z, noise=0, psi=psi, class_index=1), atol=1e-3)
 
 
-def test_sampling_refuses_a_network_saved_while_growing(tmp_path, tiny_parts):
-    path = write_pickle(tmp_path / "growing.pkl", *tiny_parts, lod=1.5)
-    assert official.load_pickle(path).lod == 1.5
-    with pytest.raises(ValueError) as e:
-        sg.load(path)
-    one_line(e, path, "lod 1.5")
+@pytest.mark.parametrize("lod, phase", [(1.0, (16, 0.0)), (1.5, (16, 0.5)), (0.21, (32, 0.21))])
+def test_a_network_saved_while_growing_samples_at_its_phase(tmp_path, tiny_parts, lod, phase):
+    """An official snapshot at lod > 0 renders as the project's own mid-growth checkpoints do:
+    at its resolution and fade, nearest-upsampled to the full 32x32 (issue 31)."""
+    from stylegan_jax.sampling import at_phase, lod_phase
+
+    g_kwargs, _, _, gs_vars, _, noise = tiny_parts
+    path = write_pickle(tmp_path / "growing.pkl", *tiny_parts, lod=lod)
+    assert official.load_pickle(path).lod == pytest.approx(lod)
+    assert lod_phase(32, lod) == pytest.approx(phase)
+    model = sg.load(path)
+    z = model.z([0, 1, 2])
+    got = model.generate(z, noise="stored")
+    G = at_phase(our_generator(g_kwargs), *lod_phase(32, lod))
+    expected = jax.jit(lambda v, z, n: G.apply(v, z, noise=n))(gs_vars, z, noise)
+    assert got.shape == (3, 32, 32, 3)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    full = jax.jit(lambda v, z, n: our_generator(g_kwargs).apply(v, z, noise=n))(gs_vars, z,
+                                                                                 noise)
+    assert not np.allclose(got, full, atol=1e-3)  # not the full-resolution rendering
 
 
 def test_generate_command_writes_the_stored_noise_images(conditional_pkl, tmp_path, capsys):

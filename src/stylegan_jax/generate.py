@@ -26,6 +26,7 @@ Conventions (kept stable so that a seed names the same image everywhere):
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -310,18 +311,20 @@ def load(workdir_or_checkpoint: str | Path, step: int | None = None, *,
 
 
 def _load_official(path: Path, step: int | None, dtype: Any, mesh: jax.sharding.Mesh) -> Model:
-    """Gs of an official StyleGAN pickle as a :class:`Model` (see :mod:`stylegan_jax.official`)."""
+    """Gs of an official StyleGAN pickle as a :class:`Model` (see :mod:`stylegan_jax.official`),
+    at the pickle's ``lod`` (a snapshot saved while growing samples at its phase)."""
     from stylegan_jax import official
     from stylegan_jax.models import build_networks
-    from stylegan_jax.sampling import at_phase
+    from stylegan_jax.sampling import at_phase, lod_phase, phase_note
 
     if step is not None:
         raise ValueError(f"{path}: an official pickle holds one snapshot; a checkpoint step "
                          "does not apply")
     net = official.load_pickle(path)
-    if net.lod != 0:
-        raise ValueError(f"{path}: the network was saved while growing (lod {net.lod:g}); only "
-                         "full-resolution networks (lod 0) can be sampled")
-    G = at_phase(build_networks(net.config)[0], dtype=dtype)
+    # a snapshot saved while growing renders at its lod, upsampled, as the official Gs does
+    resolution, fade = lod_phase(net.config.resolution, net.lod)
+    G = at_phase(build_networks(net.config)[0], resolution, fade, dtype=dtype)
+    if note := phase_note(G):
+        logging.getLogger(__name__).warning("%s: %s", path, note)
     variables = jax.device_put(net.Gs, parallel.replicated_sharding(mesh))
     return Model(net.config, G, variables, 0, *_compile(G), stored_noise=net.noise)
