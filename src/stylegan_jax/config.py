@@ -73,8 +73,9 @@ def paper_config(resolution: int = 1024) -> ml_collections.ConfigDict:
     config.resample_impl = "fused"
     # Rematerialisation (not what is computed, only what is stored): G's synthesis layers and
     # D's convs at and above this resolution recompute their activations in the backward
-    # passes instead of keeping them (0: off, as the official graph). Costs FLOPs, saves the
-    # memory of the high-resolution feature maps; see BENCHMARKS.md for both at 1024.
+    # passes instead of keeping them (0: off, as the official graph). Costs FLOPs (+13% at
+    # 1024 on TPU) for little memory there (BENCHMARKS.md, "Cloud TPU": the layout below is
+    # what makes 1024 fit).
     config.remat_resolution = 0
     # Memory layout (not what is computed): at and above this resolution, activations with
     # fewer than 128 channels keep their width as the minor dimension, which XLA:TPU would
