@@ -179,3 +179,17 @@ def test_max_batch_search_stops_between_the_largest_fit_and_the_next_step(monkey
     assert [r["fits"] for r in rows[:-1]] == [b * 1.5 <= 15.75 for b in tried]
     assert rows[-1] == {"kind": "max_batch", "resolution": 1024, "largest_fitting": 10,
                         "smallest_failing": 12, "step": 2}
+
+
+@pytest.mark.slow
+def test_resolutions_outside_the_schedule_are_named(tmp_path):
+    if tpu_compile.libtpu_path() is None:
+        pytest.skip("libtpu is not installed (make tpu-tools)")
+    result = subprocess.run(
+        [sys.executable, "-m", "stylegan_jax.cli", "tpu-compile", "--config",
+         str(ROOT / "experiments" / "digits.py"), "--topology", "v5e:2x2",
+         "--resolutions", "8", "--programs", "phases"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert result.returncode == 2
+    assert "--resolutions [8]: not phases of the config's schedule ([16, 32])" in result.stderr

@@ -51,7 +51,6 @@ class Chip:
     architecture pages ``cloud.google.com/tpu/docs/{v4,v5e,v5p,v6e}``)."""
 
     name: str
-    device_kind: str  # as jax reports it
     hbm_bytes: int
     peak_bf16_flops: float  # per second
     hbm_bytes_per_s: float
@@ -60,10 +59,10 @@ class Chip:
 
 
 CHIPS = {
-    "v4": Chip("v4", "TPU v4", 32 * GiB, 275e12, 1200e9, True, "v4-8"),
-    "v5e": Chip("v5e", "TPU v5 lite", 16 * GiB, 197e12, 819e9, False, "v5litepod-4"),
-    "v5p": Chip("v5p", "TPU v5", 95 * GiB, 459e12, 2765e9, True, "v5p-8"),
-    "v6e": Chip("v6e", "TPU v6 lite", 32 * GiB, 918e12, 1640e9, False, "v6e-4"),
+    "v4": Chip("v4", 32 * GiB, 275e12, 1200e9, True, "v4-8"),
+    "v5e": Chip("v5e", 16 * GiB, 197e12, 819e9, False, "v5litepod-4"),
+    "v5p": Chip("v5p", 95 * GiB, 459e12, 2765e9, True, "v5p-8"),
+    "v6e": Chip("v6e", 32 * GiB, 918e12, 1640e9, False, "v6e-4"),
 }
 _TOPOLOGY = re.compile(r"^(v4|v5e|v5p|v6e):(\d+(?:x\d+){1,2})$")
 _OOM = re.compile(r"required for HLO temporaries \(([\d.]+)([KMGT]?)\) exceeds available HBM "
@@ -220,7 +219,12 @@ def _phase_rows(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, chip
         raise UsageError(f"--per_chip_batch {per_chip_batch} on {chips} chips gives a global "
                          f"batch the minibatch-stddev and style-mixing groups do not divide: "
                          f"use a multiple of {step}")
-    for resolution, global_batch in phase_programs(config, 1):
+    programs = phase_programs(config, 1)
+    missing = sorted(set(resolutions or ()) - {r for r, _ in programs})
+    if missing:
+        raise UsageError(f"--resolutions {missing}: not phases of the config's schedule "
+                         f"({[r for r, _ in programs]})")
+    for resolution, global_batch in programs:
         if resolutions and resolution not in resolutions:
             continue
         batch = per_chip_batch * chips if per_chip_batch else global_batch - global_batch % chips
@@ -238,6 +242,13 @@ def _phase_rows(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, chip
 def _abstract(tree: Any, sharding: jax.sharding.Sharding) -> Any:
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
                         tree)
+
+
+def _abstract_lpips(sharding: jax.sharding.Sharding) -> Any:
+    """LPIPS-VGG16 parameters as abstract arrays (shapes only: nothing is loaded)."""
+    x = jnp.zeros((1, 16, 16, 3))
+    return _abstract(jax.eval_shape(lpips.LPIPS().init, jax.random.key(1), x, x)["params"],
+                     sharding)
 
 
 def _metric_rows(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, chip: Chip,
@@ -276,9 +287,7 @@ def _metric_rows(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, chi
             lambda: accumulate.lower(sums, params, images, valid, pair[0]), chip,
             compiler_options)}
     if "ppl" in programs:
-        x = jnp.zeros((1, 16, 16, 3))
-        lp = _abstract(jax.eval_shape(lpips.LPIPS().init, jax.random.key(1), x, x)["params"],
-                       rep)
+        lp = _abstract_lpips(rep)
         step = path_length.ppl_step(G, mesh, batch, "w", "end", 1e-4, True,
                                     lpips.distance_255)
         yield {"kind": "ppl", **base,
@@ -306,8 +315,7 @@ def _projection_rows(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
     model = generate.from_variables(config, G, g_vars)
     start, run, _ = projection.programs(model, projection.Recipe(), mesh)
     batch, r = base["global_batch"], config.resolution
-    x = jnp.zeros((1, 16, 16, 3))
-    lp = _abstract(jax.eval_shape(lpips.LPIPS().init, jax.random.key(1), x, x)["params"], rep)
+    lp = _abstract_lpips(rep)
     targets = jax.ShapeDtypeStruct((batch, r, r, config.num_channels), jnp.float32,
                                    sharding=data)
     w_avg = jax.ShapeDtypeStruct((batch, G.dlatent_size), jnp.float32, sharding=data)
